@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from difflib import get_close_matches
 from importlib import import_module
@@ -30,14 +31,31 @@ class _Parser(argparse.ArgumentParser):
     """argparse with "did you mean" for mistyped verbs and options."""
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse hook
-        for prefix, choices in (("invalid choice: '", VERBS), ("unrecognized arguments: ", None)):
-            if prefix in message:
-                word = message.split(prefix, 1)[1].split("'")[0].split()[0]
-                known = list(choices) if choices else [o for a in self._actions for o in a.option_strings]
-                hint = get_close_matches(word, known, n=1)
-                if hint:
-                    message += f" (did you mean {hint[0]!r}?)"
-        super().error(message)
+        hint = _did_you_mean(message, _all_options(self))
+        super().error(message + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Option strings of a parser and of all its sub-commands."""
+    found = []
+    for action in parser._actions:
+        found += action.option_strings
+        for sub in (action.choices or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
+            found += _all_options(sub)
+    return found
+
+
+def _did_you_mean(message: str, options: list[str]) -> str | None:
+    """The closest valid choice or option to the bad word an argparse error message names."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        word, known = choice.group(1), re.findall(r"'([^']*)'", choice.group(2)) or choice.group(2).split(", ")
+    elif "unrecognized arguments: " in message:
+        word, known = message.split("unrecognized arguments: ", 1)[1].split()[0], options
+    else:
+        return None
+    hint = get_close_matches(word, known, n=1)
+    return hint[0] if hint else None
 
 
 def build_parser(verbs: list[str] | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,204 @@
+"""Tests for wingface.detection: bundled BlazeFace and YuNet, the cascade and the box fit."""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from wingface.data.images import read_image
+from wingface.detection import (
+    BlazeFaceDetector,
+    BoxFit,
+    Detection,
+    DetectorCascade,
+    FaceDetector,
+    YuNetDetector,
+    create_detector,
+    pairwise_iou,
+)
+from wingface.detection.blazeface import blazeface_anchors, decode_blazeface, weighted_nms
+from wingface.detection.cascade import rot90_to_original
+from wingface.geometry import apply_affine, box_center, box_size, invert_affine, square_matrix, warp_image
+
+# Hand-checked face box of the bundled astronaut (512 x 512): forehead to chin, ear to ear.
+ASTRONAUT_FACE = np.array([178.0, 70.0, 270.0, 176.0])
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    with resources.as_file(resources.files("wingface").joinpath("assets", "astronaut.jpg")) as path:
+        return read_image(path)
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, FaceDetector]:
+    return {"blazeface": BlazeFaceDetector(), "yunet": YuNetDetector()}
+
+
+@pytest.fixture(scope="module")
+def cascade() -> DetectorCascade:
+    return create_detector("default")
+
+
+class _BrightestPixel(FaceDetector):
+    """Stub: in tall images only, 'finds' a 5-px box around the brightest pixel."""
+
+    name = "stub"
+    box_fit = BoxFit(dx=0.0, dy=0.0, scale=1.0, spread=0.0)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        if rgb.shape[0] <= rgb.shape[1]:
+            return []
+        y, x = np.unravel_index(np.argmax(rgb.sum(axis=2)), rgb.shape[:2])
+        return [Detection([x - 2, y - 2, x + 3, y + 2], 0.9, 0.0, [[x, y]], self.name)]
+
+
+@pytest.mark.parametrize("name,keypoints", [("blazeface", 6), ("yunet", 5)])
+def test_each_detector_finds_the_astronaut(astronaut, detectors, name, keypoints):
+    found = detectors[name].detect(astronaut)
+    assert len(found) == 1
+    face = found[0]
+    assert face.detector == name and face.angle == 0.0 and face.score > 0.8
+    assert pairwise_iou(face.box[None], ASTRONAUT_FACE[None])[0, 0] > 0.6
+    assert face.keypoints.shape == (keypoints, 2)
+    inside = (face.keypoints >= face.box[:2] - 2) & (face.keypoints <= face.box[2:] + 2)
+    assert inside.all()
+
+
+@pytest.mark.parametrize("k", [1, -1])
+def test_cascade_finds_quarter_turned_astronaut_with_its_angle(astronaut, cascade, k):
+    upright = cascade.detect(astronaut)[0]
+    turned = np.rot90(astronaut, k)
+    found = cascade.detect(turned)
+    assert len(found) == 1
+    face = found[0]
+    # rot90 by k turns the face by k * 90 degrees counter-clockwise on screen.
+    assert face.angle == pytest.approx(k * math.pi / 2)
+    to_turned = invert_affine(rot90_to_original(k, astronaut.shape[1], astronaut.shape[0]))
+    corners = apply_affine(to_turned, upright.box.reshape(2, 2))
+    expected = np.concatenate([corners.min(0), corners.max(0)])
+    np.testing.assert_allclose(face.box, expected, atol=1.0)
+    # The angle is the crop convention's: a crop at that angle shows the face upright.
+    center, side, angle = cascade.landmark_square(face)
+    center0, side0, _ = cascade.landmark_square(upright)
+    crop = warp_image(turned, square_matrix(center, side, 64, angle), 64).astype(float)
+    crop0 = warp_image(astronaut, square_matrix(center0, side0, 64), 64).astype(float)
+    assert np.abs(crop - crop0).mean() < 3.0
+
+
+@pytest.mark.parametrize("k,angle", [(1, -math.pi / 2), (-1, math.pi / 2)])
+def test_rot90_to_original_maps_pixels_and_angle(k, angle):
+    image = np.arange(12).reshape(3, 4)
+    turned = np.rot90(image, k)
+    matrix = rot90_to_original(k, 4, 3)
+    for y in range(turned.shape[0]):
+        for x in range(turned.shape[1]):
+            ox, oy = apply_affine(matrix, np.array([[x, y]]))[0].round().astype(int)
+            assert image[oy, ox] == turned[y, x]
+    assert math.atan2(matrix[0, 1], matrix[0, 0]) == pytest.approx(angle)
+
+
+def test_cascade_retries_turned_copies_when_nothing_is_found_upright():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[5, 10] = 255
+    found = DetectorCascade([_BrightestPixel()]).detect(image)
+    assert len(found) == 1
+    np.testing.assert_allclose(found[0].keypoints, [[10, 5]])
+    assert found[0].angle == pytest.approx(-math.pi / 2)  # the first turn tried, k = 1
+    assert found[0].box[0] <= 10 <= found[0].box[2] and found[0].box[1] <= 5 <= found[0].box[3]
+    assert DetectorCascade([_BrightestPixel()], rotate_retry=False).detect(image) == []
+
+
+@pytest.mark.parametrize("shape", [(240, 320, 3), (8, 8, 3), (1, 1, 3)])
+def test_blank_and_tiny_images_give_no_faces(detectors, cascade, shape):
+    blank = np.full(shape, 127, dtype=np.uint8)
+    for detector in (*detectors.values(), cascade):
+        assert detector.detect(blank) == []
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ([[0, 1], [2, 3]], "numpy array"),
+        (np.zeros((10, 10, 2), np.uint8), "channels"),
+        (np.zeros(10, np.uint8), "shape"),
+        (np.zeros((10, 10, 3), np.int32), "pixel type"),
+        (np.full((10, 10, 3), 2.0), "[0, 1]"),
+    ],
+)
+def test_bad_input_raises_value_error(cascade, bad, message):
+    with pytest.raises(ValueError, match=r"image.*" + message.replace("[", r"\[").replace("]", r"\]")):
+        cascade.detect(bad)
+
+
+def test_greyscale_and_rgba_are_accepted(astronaut, detectors):
+    rgb = detectors["blazeface"].detect(astronaut)[0]
+    rgba = np.concatenate([astronaut, np.full(astronaut.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    np.testing.assert_allclose(detectors["blazeface"].detect(rgba)[0].box, rgb.box)
+    grey = astronaut.mean(axis=2).round().astype(np.uint8)
+    found = detectors["blazeface"].detect(grey)
+    assert len(found) == 1 and pairwise_iou(found[0].box[None], rgb.box[None])[0, 0] > 0.8
+
+
+def test_landmark_square_applies_the_fit(astronaut, detectors, cascade):
+    for detector in detectors.values():
+        face = detector.detect(astronaut)[0]
+        fit = detector.box_fit
+        side = box_size(face.box).max()
+        center, square_side, angle = detector.landmark_square(face)
+        np.testing.assert_allclose(center, box_center(face.box) + side * np.array([fit.dx, fit.dy]))
+        assert square_side == pytest.approx(side * fit.scale) and angle == 0.0
+        # The cascade uses the fit of the stage that found the face.
+        np.testing.assert_allclose(cascade.landmark_square(face)[0], center)
+
+
+def test_landmark_square_turns_the_offset_with_the_face():
+    detector = BlazeFaceDetector()
+    fit = detector.box_fit
+    face = Detection([0.0, 0.0, 100.0, 100.0], 0.9, math.pi / 2, None, "blazeface")
+    center, side, angle = detector.landmark_square(face)
+    # Turned 90 degrees counter-clockwise on screen, the face's "down" points right.
+    np.testing.assert_allclose(center, [50 + 100 * fit.dy, 50 - 100 * fit.dx], atol=1e-9)
+    assert side == pytest.approx(100 * fit.scale) and angle == pytest.approx(math.pi / 2)
+
+
+def test_fitted_constants_are_plausible():
+    for fit in (BlazeFaceDetector.box_fit, YuNetDetector.box_fit):
+        assert abs(fit.dx) < 0.05 and 0.0 < fit.dy < 0.2 and 0.7 < fit.scale < 1.1 and 0 < fit.spread < 0.2
+
+
+def test_blazeface_decoding_and_weighted_nms():
+    anchors = blazeface_anchors()
+    assert anchors.shape == (896, 2)
+    np.testing.assert_allclose(anchors[:2], [[1 / 32, 1 / 32]] * 2)
+    np.testing.assert_allclose(anchors[512], [1 / 16, 1 / 16])
+    raw = np.zeros((1, 896, 16))
+    raw[0, 0, :4] = [12.8, 0.0, 25.6, 12.8]  # shift 0.1 right, size 0.2 x 0.1 (input units)
+    boxes, points, scores = decode_blazeface(raw, np.zeros((1, 896)), anchors)
+    np.testing.assert_allclose(boxes[0, 0], [1 / 32 + 0.1 - 0.1, 1 / 32 - 0.05, 1 / 32 + 0.2, 1 / 32 + 0.05])
+    assert points.shape == (1, 896, 6, 2) and np.allclose(scores, 0.5)
+    merged, best, _ = weighted_nms(
+        np.array([[0.0, 0, 10, 10], [1.0, 0, 11, 10], [50.0, 50, 60, 60]]),
+        np.array([0.6, 0.9, 0.7]), np.zeros((3, 1, 2)), 0.3,
+    )
+    np.testing.assert_allclose(merged[0], [0.6, 0, 10.6, 10])  # (0.6 * 0 + 0.9 * 1) / 1.5
+    np.testing.assert_allclose(best, [0.9, 0.7])
+
+
+def test_factory_names_and_typos():
+    assert [s.name for s in create_detector("yunet-first").stages] == ["yunet", "blazeface"]
+    assert [s.name for s in create_detector().stages] == ["blazeface", "yunet"]
+    with pytest.raises(ValueError, match="did you mean 'yunet'"):
+        create_detector("yunett")
+    with pytest.raises(ValueError, match="detectors"):
+        DetectorCascade([])
+
+
+def test_detection_is_immutable():
+    face = Detection([1, 2, 3, 4], 0.5)
+    assert face.box.dtype == np.float64 and face.keypoints is None
+    with pytest.raises(ValueError):
+        face.box[0] = 0.0

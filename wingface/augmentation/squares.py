@@ -1,0 +1,84 @@
+"""Face squares of a batch of shapes, in source-crop pixels (numpy, float64).
+
+A face square is a centre (x, y), a side in pixels and an in-plane angle in radians
+(counter-clockwise on screen, the convention of `wingface.geometry.square_matrix`); the
+model crop covers it exactly. Stage 1 squares come from the landmarks' tight box; stage 2
+squares come from a similarity alignment to a reference shape, so the crop shows the face
+upright and at a normalised size.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..geometry import (
+    apply_affine,
+    box_from_points,
+    face_square,
+    fit_similarity,
+    invert_affine,
+    similarity_params,
+)
+
+__all__ = ["Squares", "squares_from_alignment", "squares_from_points"]
+
+
+class Squares(NamedTuple):
+    """Face squares of N faces: ``center`` [N, 2] and ``side`` [N] in source pixels,
+    ``angle`` [N] radians (counter-clockwise on screen); all float64."""
+
+    center: np.ndarray
+    side: np.ndarray
+    angle: np.ndarray
+
+
+def squares_from_points(points: np.ndarray, margin: float) -> Squares:
+    """Stage-1 squares: centred on each shape's tight box, side ``max(w, h) * (1 + margin)``.
+
+    Args:
+        points: [N, L, 2] pixel coordinates; NaN points (missing) are ignored.
+        margin: enlargement of the box's longer side (0.25 = the paper's 25%).
+    Returns:
+        `Squares` with zero angles.
+    """
+    pts = _check_points(points)
+    center, side = face_square(box_from_points(pts), margin)
+    return Squares(center, side, np.zeros(len(pts)))
+
+
+def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: float) -> Squares:
+    """Stage-2 squares: the reference shape's face square mapped back into each image.
+
+    A similarity (rotation, scale, shift) is fitted from each shape to ``reference``; the
+    square of the reference's tight box (with ``margin``) is carried back through its
+    inverse, so the crop shows the face rotated upright and scaled like the reference.
+
+    Args:
+        points: [N, L, 2] pixel coordinates; NaN points (missing) get zero weight.
+        reference: [L, 2] mean shape in any frame (e.g. a model's mean shape), all finite.
+        margin: enlargement of the reference box's longer side.
+    Returns:
+        `Squares` in the images' pixels, with the rotation in ``angle``.
+    """
+    pts = _check_points(points)
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.shape != pts.shape[1:] or not np.all(np.isfinite(ref)):
+        raise ValueError(f"reference: expected finite [{pts.shape[1]}, 2] points, got shape {ref.shape}")
+    known = np.all(np.isfinite(pts), axis=-1)
+    if np.any(known.sum(-1) < 2):
+        raise ValueError("points: every shape needs at least two known (finite) points to align")
+    to_ref = fit_similarity(np.where(known[..., None], pts, 0.0), ref, weights=known.astype(np.float64))
+    ref_center, ref_side = face_square(box_from_points(ref), margin)
+    center = apply_affine(invert_affine(to_ref), ref_center[None, None, :])[:, 0]
+    scale, rotation = similarity_params(to_ref)
+    # `to_ref` turns content by `rotation`; the square that undoes it has the opposite angle.
+    return Squares(center, ref_side / scale, -rotation)
+
+
+def _check_points(points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] < 1:
+        raise ValueError(f"points: expected shape [N, L, 2], got {pts.shape}")
+    return pts

@@ -1,0 +1,40 @@
+"""`wingface train [CONFIG.yaml] [key=value ...]` and `wingface train --resume RUN`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import load_config
+from ..training.config import TrainConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a landmark model (also under torchrun for several processes)",
+        description="Train from a YAML config and/or key=value overrides, e.g. "
+                    "`wingface train data=../shared/data/300w-subset model.arch=cnn6 epochs=40 out=runs/cnn6`.",
+    )
+    p.add_argument("settings", nargs="*", metavar="CONFIG.yaml|KEY=VALUE",
+                   help="an optional YAML config file first, then dotted overrides")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (periodic log lines only)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.trainer import Trainer, config_from_state
+
+    if args.resume:
+        if args.settings:
+            raise ValueError("--resume continues a run with its own config; give no other settings")
+        cfg = config_from_state(args.resume)
+        cfg.out = args.resume
+    else:
+        files = [s for s in args.settings if "=" not in s]
+        if len(files) > 1 or (files and args.settings[0] != files[0]):
+            raise ValueError(f"give at most one config file, before the overrides (got {files})")
+        cfg = load_config(TrainConfig, files[0] if files else None, [s for s in args.settings if "=" in s])
+    result = Trainer(cfg, resume=bool(args.resume), progress=not args.no_progress).fit()
+    print(f"done: {result.epochs} epochs, best validation NME {100 * result.best_val_nme:.2f}% "
+          f"(inter-ocular), model {result.best_checkpoint}")
+    return 0

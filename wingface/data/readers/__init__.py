@@ -1,0 +1,1 @@
+"""Readers for the native annotation formats of landmark datasets; see `wingface.data.datasets`."""

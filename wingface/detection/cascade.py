@@ -1,0 +1,163 @@
+"""Detector cascade with a retry on the image turned by +-90 degrees, and the factory.
+
+Faces lying on their side (infants, people lying down, sideways phone photos) are either
+missed by upright detectors or found with an upright box whose keypoints show the roll.
+The cascade then looks at the image turned by +-90 degrees (``np.rot90``) and reports the
+face with its angle, so the landmark crop can be taken upright.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from wingface.geometry import apply_affine, similarity_params
+from wingface.lookup import lookup
+
+from .base import BoxFit, Detection, FaceDetector
+from .blazeface import BlazeFaceDetector
+from .yunet import YuNetDetector
+
+# np.rot90's k for the two quarter turns tried: +90 (counter-clockwise on screen) and -90.
+QUARTER_TURNS = (1, -1)
+
+
+def rot90_to_original(k: int, width: int, height: int) -> np.ndarray:
+    """[2, 3] transform from pixels of ``np.rot90(image, k)`` to pixels of ``image`` [height, width].
+
+    Only k = 1 (counter-clockwise on screen) and k = -1 (clockwise) are supported.
+    """
+    if k == 1:  # rotated[i, j] = image[j, width - 1 - i]
+        return np.array([[0.0, -1.0, width - 1.0], [1.0, 0.0, 0.0]])
+    if k == -1:  # rotated[i, j] = image[height - 1 - j, i]
+        return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height - 1.0]])
+    raise ValueError(f"k: expected 1 or -1 quarter turns, got {k}")
+
+
+def map_detection(detection: Detection, matrix: np.ndarray) -> Detection:
+    """``detection`` found in a rotated copy, mapped to the original by a rot90 ``matrix`` [2, 3].
+
+    The box becomes the axis-aligned box of the mapped corners; the angle grows by the
+    matrix's rotation (radians, counter-clockwise on screen), wrapped to (-pi, pi].
+    """
+    corners = apply_affine(matrix, detection.box.reshape(2, 2))
+    box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+    points = None if detection.keypoints is None else apply_affine(matrix, detection.keypoints)
+    angle = detection.angle + float(similarity_params(matrix)[1])
+    angle = math.pi - (math.pi - angle) % (2 * math.pi)
+    return Detection(box, detection.score, angle, points, detection.detector)
+
+
+def eye_roll(keypoints: np.ndarray) -> np.ndarray:
+    """Roll angle (radians, counter-clockwise on screen) from keypoints [..., K, 2] whose
+    first two rows are the subject's right and left eye (both bundled detectors) -> [...]."""
+    points = np.asarray(keypoints, dtype=np.float64)
+    v = points[..., 1, :] - points[..., 0, :]
+    return np.arctan2(-v[..., 1], v[..., 0])
+
+
+class DetectorCascade(FaceDetector):
+    """Run detectors in order and keep the first stage's faces; retry on quarter-turned copies.
+
+    For each stage in order, the upright image is tried; the first stage that finds a face
+    wins. With ``rotate_retry``:
+
+    - when no stage finds anything upright, each stage in order is run on the image turned
+      by +90 and -90 degrees, and the first stage that finds a face there wins (the turn
+      whose best score is higher);
+    - when the winning upright face's eye keypoints show a roll beyond ``roll_check_deg``,
+      the same stage is also run on both turned copies and the orientation whose best score
+      is highest wins. (Detectors often find sideways faces upright with lower scores;
+      BlazeFace's eye keypoints then show the roll, YuNet's keep looking upright.)
+
+    Faces from a turned copy are mapped back to the original image with angle +-pi/2.
+
+    Args:
+        detectors: the stages, each a `FaceDetector` with a distinct ``name``.
+        rotate_retry: enable the quarter-turn retries.
+        roll_check_deg: roll threshold in degrees for the second retry; None disables it.
+
+    ``box_fit`` is the first stage's; use `landmark_square`/`fit_for`, which pick the fit of
+    the stage that produced each detection. Not thread-safe (the stages hold OpenCV nets).
+    """
+
+    name = "cascade"
+
+    def __init__(self, detectors: Sequence[FaceDetector], rotate_retry: bool = True, roll_check_deg: float | None = 30.0) -> None:
+        stages = list(detectors)
+        if not stages:
+            raise ValueError("detectors: expected at least one FaceDetector, got none")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, FaceDetector):
+                raise ValueError(f"detectors[{i}]: expected a FaceDetector, got {type(stage).__name__}")
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detectors: stage names must be distinct, got {names}")
+        if roll_check_deg is not None and not 0.0 < roll_check_deg < 90.0:
+            raise ValueError(f"roll_check_deg: expected None or a value in (0, 90), got {roll_check_deg}")
+        self.stages = stages
+        self.rotate_retry = rotate_retry
+        self.roll_check = None if roll_check_deg is None else math.radians(roll_check_deg)
+        self.box_fit = stages[0].box_fit
+        self._by_name = {stage.name: stage for stage in stages}
+
+    def fit_for(self, detection: Detection) -> BoxFit:
+        """The `BoxFit` of the stage named by ``detection.detector``."""
+        return lookup(self._by_name, detection.detector, "detector of this detection").fit_for(detection)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        for stage in self.stages:
+            found = stage.detect(rgb)
+            if found:
+                return self._check_roll(stage, rgb, found) if self.rotate_retry else found
+        if not self.rotate_retry:
+            return []
+        for stage in self.stages:
+            found = self._best_turn(stage, rgb)
+            if found:
+                return found
+        return []
+
+    def _check_roll(self, stage: FaceDetector, rgb: np.ndarray, found: list[Detection]) -> list[Detection]:
+        best = found[0]
+        if self.roll_check is None or best.keypoints is None or len(best.keypoints) < 2:
+            return found
+        if abs(float(eye_roll(best.keypoints))) <= self.roll_check:
+            return found
+        turned = self._best_turn(stage, rgb)
+        return turned if turned and turned[0].score > best.score else found
+
+    def _best_turn(self, stage: FaceDetector, rgb: np.ndarray) -> list[Detection]:
+        """``stage``'s faces in the better of the two quarter-turned copies, mapped back."""
+        height, width = rgb.shape[:2]
+        best: list[Detection] = []
+        for k in QUARTER_TURNS:
+            found = stage.detect(np.ascontiguousarray(np.rot90(rgb, k)))
+            if found and (not best or found[0].score > best[0].score):
+                matrix = rot90_to_original(k, width, height)
+                best = [map_detection(d, matrix) for d in found]
+        return best
+
+
+# Stage lists by name. BlazeFace first is the measured best on portraits and face crops;
+# YuNet first suits group photos and small faces.
+_STAGES: dict[str, Callable[[], list[FaceDetector]]] = {
+    "default": lambda: [BlazeFaceDetector(), YuNetDetector()],
+    "blazeface": lambda: [BlazeFaceDetector()],
+    "yunet": lambda: [YuNetDetector()],
+    "yunet-first": lambda: [YuNetDetector(), BlazeFaceDetector()],
+}
+DETECTOR_NAMES = tuple(_STAGES)
+
+
+def create_detector(name: str = "default", rotate_retry: bool = True) -> DetectorCascade:
+    """A ready face detector by name: ``default`` (BlazeFace, then YuNet when BlazeFace finds
+    nothing), ``blazeface``, ``yunet`` or ``yunet-first`` (for group photos and small faces).
+
+    Always a `DetectorCascade` (so the quarter-turn retry applies to every choice). Models
+    load lazily on the first `detect`; build the detector once and reuse it, one per thread.
+    Raises ValueError for an unknown name, suggesting the closest one.
+    """
+    return DetectorCascade(lookup(_STAGES, name, "face detector")(), rotate_retry=rotate_retry)

@@ -1,0 +1,1 @@
+"""Inference: model stages, the cascade that chains them, and the `Landmarker` API."""

@@ -1,0 +1,110 @@
+"""The user API: image in, faces and landmarks out.
+
+    from wingface import Landmarker
+    lm = Landmarker()                         # shipped cascade + bundled detector
+    faces = lm.predict("photo.jpg")           # path, RGB uint8 array (H, W, 3) or PIL image
+    faces[0].points                           # (68, 2) 0-based pixel x, y
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..augmentation import Squares
+from ..data.images import read_image, to_rgb_uint8
+from ..geometry import box_center, box_size, check_box
+from .cascade import Cascade
+from .loading import load_stages
+from .results import Face
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "wingface-300w-cnn6-cnn7.pt"
+
+
+def default_model_path() -> Path:
+    """The shipped pretrained cascade inside the package."""
+    return Path(str(resources.files("wingface") / "assets" / "models" / DEFAULT_MODEL))
+
+
+def as_image(image: Any, name: str = "image") -> np.ndarray:
+    """A path, an RGB array (any of `to_rgb_uint8`'s forms) or a PIL image -> RGB uint8 [H, W, 3]."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image without importing PIL
+        return to_rgb_uint8(np.asarray(image.convert("RGB")), name)
+    if isinstance(image, np.ndarray):
+        return to_rgb_uint8(image, name)
+    raise TypeError(f"{name}: expected a path, a numpy array or a PIL image, got {type(image).__name__}")
+
+
+class Landmarker:
+    """Detects faces and localises their landmarks.
+
+    Args:
+        model: a checkpoint or cascade file (``.pt``) or an ONNX cascade folder/file; None
+            for the shipped 300-W CNN-6/7 cascade.
+        detector: a detector name (``default``, ``blazeface``, ``yunet``, ``yunet-first``), a
+            `wingface.detection.FaceDetector`, or None to require boxes.
+        device: ``cpu`` or ``cuda`` (PyTorch backend).
+        backend: ``torch`` or ``onnx``.
+        refine: how many times the last (aligned) stage runs.
+    """
+
+    def __init__(self, model: str | Path | None = None, detector: Any = "default", *, device: str = "cpu",
+                 backend: str = "torch", refine: int = 1) -> None:
+        path = Path(model) if model is not None else default_model_path()
+        self.model_path = path
+        self.cascade = Cascade(load_stages(path, backend=backend, device=device), repeat_last=refine)
+        self._detector_arg = detector
+        self._detector = None
+
+    @property
+    def scheme(self):
+        return self.cascade.scheme
+
+    @property
+    def detector(self):
+        """The face detector, created on first use."""
+        if self._detector is None and self._detector_arg is not None:
+            from ..detection import create_detector
+
+            arg = self._detector_arg
+            self._detector = create_detector(arg) if isinstance(arg, str) else arg
+        return self._detector
+
+    def predict(self, image: Any, boxes: Sequence[Sequence[float]] | None = None) -> list[Face]:
+        """Faces in one image, largest detector score first (or one per box, in order)."""
+        return self.predict_batch([image], None if boxes is None else [boxes])[0]
+
+    def predict_batch(self, images: Sequence[Any], boxes: Sequence[Sequence[Sequence[float]]] | None = None) -> list[list[Face]]:
+        """Like `predict` for many images; all faces go through each network as one batch."""
+        if boxes is not None and len(boxes) != len(images):
+            raise ValueError(f"boxes: got {len(boxes)} box lists for {len(images)} images")
+        arrays = [as_image(img, f"images[{i}]") for i, img in enumerate(images)]
+        found = [self._given(a, b, i) if boxes is not None else self._detect(a) for i, (a, b) in
+                 enumerate(zip(arrays, boxes if boxes is not None else [None] * len(arrays)))]
+        points = self.cascade.run(arrays, [sq for sq, _ in found])
+        return [[Face(p, box, score, angle, self.scheme) for p, (box, score, angle) in zip(pts, meta)]
+                for pts, (_, meta) in zip(points, found)]
+
+    def _given(self, image: np.ndarray, boxes: Sequence[Sequence[float]], index: int):
+        h, w = image.shape[:2]
+        checked = np.array([check_box(b, (w, h), name=f"boxes[{index}][{k}]") for k, b in enumerate(boxes)]).reshape(-1, 4)
+        squares = Squares(box_center(checked), box_size(checked).max(-1), np.zeros(len(checked)))
+        return squares, [(b, 1.0, 0.0) for b in checked]
+
+    def _detect(self, image: np.ndarray):
+        if self.detector is None:
+            raise ValueError("no detector configured: pass boxes=[(x0, y0, x1, y1), ...]")
+        detections = self.detector.detect(image)
+        squares = [self.detector.landmark_square(d) for d in detections]
+        centers = np.array([s[0] for s in squares]).reshape(-1, 2)
+        sides = np.array([s[1] for s in squares], dtype=np.float64)
+        angles = np.array([s[2] for s in squares], dtype=np.float64)
+        return Squares(centers, sides, angles), [(d.box, d.score, d.angle) for d in detections]

@@ -1,0 +1,79 @@
+"""One model stage at inference: crop faces from an image, run the network, map points back.
+
+A stage knows its contract (`ModelSpec`): crop mode (``box`` or ``aligned``), margin, input
+size, and output codec. The network runs on a backend: PyTorch here, onnxruntime in
+`wingface.inference.onnx_backend`; both take float32 [N, 3, S, S] (0..255) and return
+crop pixels [N, L, 2].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..augmentation import Squares, squares_from_alignment
+from ..geometry import apply_affine, invert_affine, square_matrix, warp_image
+from ..models import LandmarkRegressor, ModelSpec
+
+Backend = Callable[[np.ndarray], np.ndarray]
+
+
+class TorchBackend:
+    """Runs a `LandmarkRegressor` in inference mode; returns crop pixels [N, L, 2] float64."""
+
+    def __init__(self, model: LandmarkRegressor, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.model.codec.decode(self.model(x)).double().cpu().numpy()
+
+
+class Stage:
+    """A network plus its crop contract.
+
+    Args:
+        spec: the model's contract.
+        backend: callable mapping crops float32 [N, 3, S, S] to crop pixels [N, L, 2].
+    """
+
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        self.spec = spec
+        self.backend = backend
+
+    def squares(self, landmark_squares: Squares, previous: np.ndarray | None) -> Squares:
+        """This stage's crop squares: the landmark-box squares enlarged by the margin, or the
+        frame aligned to the spec's reference shape from the previous stage's points [N, L, 2]."""
+        if self.spec.crop == "aligned":
+            if previous is None:
+                raise ValueError(f"an aligned ({self.spec.arch}) stage cannot be first in a cascade")
+            return squares_from_alignment(previous, np.asarray(self.spec.reference), self.spec.box_margin)
+        c, s, a = landmark_squares
+        return Squares(c, s * (1.0 + self.spec.box_margin), a)
+
+    def crops(self, image: np.ndarray, squares: Squares) -> tuple[np.ndarray, np.ndarray]:
+        """(crops float32 [N, 3, S, S] 0..255, image->crop matrices [N, 2, 3]) for one image."""
+        size = self.spec.input_size
+        matrices = square_matrix(squares.center, squares.side, size, squares.angle)
+        crops = np.stack([warp_image(image, m, size) for m in matrices]) if len(matrices) else \
+            np.zeros((0, size, size, 3), np.uint8)
+        return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32), matrices
+
+    def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
+        """Points [N_i, L, 2] in each image's pixels; all faces of all images in one batch."""
+        parts = [self.crops(img, sq) for img, sq in zip(images, squares)]
+        counts = [len(m) for _, m in parts]
+        if sum(counts) == 0:
+            return [np.zeros((0, self.spec.num_points, 2)) for _ in images]
+        points = self.backend(np.concatenate([c for c, _ in parts]))
+        out, start = [], 0
+        for (_, matrices), n in zip(parts, counts):
+            out.append(apply_affine(invert_affine(matrices), points[start:start + n]) if n else
+                       np.zeros((0, self.spec.num_points, 2)))
+            start += n
+        return out

@@ -1,0 +1,92 @@
+"""Base class of the coordinate-regression networks.
+
+A `LandmarkRegressor` is a trunk (image -> feature map) and a head (feature map -> 2L
+numbers ending in an ``nn.Linear``). The base class owns the contract (`ModelSpec`), the
+input normalisation and the mean-shape initialisation, so the families in `cnn` and
+`resnet` only build the two modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..codec import PointCodec
+from .spec import ModelSpec
+
+__all__ = ["LandmarkRegressor"]
+
+
+class LandmarkRegressor(nn.Module):
+    """A network mapping face crops to landmark coordinates.
+
+    Subclasses set ``self.trunk`` (``[N, 3, S, S]`` normalised image -> features) and
+    ``self.head`` (an ``nn.Sequential`` whose last module is ``nn.Linear(..., 2L)``).
+
+    Input: float32 ``[N, 3, S, S]`` RGB crops with values 0..255 (S = ``spec.input_size``),
+    any memory format. Output: ``[N, L, 2]`` (x, y) in ``spec.output_unit``.
+    """
+
+    trunk: nn.Module
+    head: nn.Sequential
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        # Not persistent: the spec in the checkpoint is the one source of the normalisation.
+        self.register_buffer("pixel_mean", torch.tensor(spec.pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(spec.pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def codec(self) -> PointCodec:
+        """Codec between crop pixels and this model's output unit."""
+        return self.spec.codec
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The final ``nn.Linear`` producing the 2L coordinates."""
+        return self.head[-1]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] 0..255 RGB -> the same shape standardised with the spec's mean/std."""
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] 0..255 RGB -> trunk features [N, C, h, w]."""
+        return self.trunk(self.normalize(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Trunk features [N, C, h, w] -> points [N, L, 2] in the output unit."""
+        return self.head(features).unflatten(-1, (self.spec.num_points, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in the output unit."""
+        return self.forward_head(self.forward_features(x))
+
+    def predict_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in crop pixels (0-based centres).
+
+        Gradients follow the caller's mode; wrap in ``torch.inference_mode()`` for inference.
+        """
+        return self.codec.decode(self(x))
+
+    @torch.no_grad()
+    def set_mean_shape(self, points_px: np.ndarray | torch.Tensor, weight_scale: float = 1e-3) -> None:
+        """Start training from a mean shape: output-layer bias = encoded shape, weights tiny.
+
+        Args:
+            points_px: [L, 2] mean shape in crop pixels of this model's input.
+            weight_scale: output-layer weights are drawn with std ``weight_scale / sqrt(fan_in)``,
+                so the untrained output moves about ``weight_scale`` x (feature RMS) output
+                units away from the mean shape.
+        """
+        points = torch.as_tensor(np.asarray(points_px, dtype=np.float32))
+        expected = (self.spec.num_points, 2)
+        if tuple(points.shape) != expected:
+            raise ValueError(f"mean shape must be {list(expected)} crop pixels, got {list(points.shape)}")
+        if not torch.isfinite(points).all():
+            raise ValueError("mean shape contains non-finite values")
+        layer = self.output_layer
+        layer.bias.copy_(self.codec.encode(points).reshape(-1))
+        nn.init.normal_(layer.weight, std=weight_scale / layer.in_features ** 0.5)

@@ -1,0 +1,1 @@
+"""Training: configuration, the data pipeline (sampling, PDB, batched augmentation) and the trainer."""
