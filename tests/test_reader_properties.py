@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from wingface.data.readers.coco import CocoFormatError, parse_coco
@@ -196,6 +196,7 @@ def test_custom_json_round_trips(faces):
 
 @FAST
 @given(st.text() | custom_faces.map(csv_text).flatmap(truncations))
+@example("image,x\u0663,y\u0663\na.jpg,1,2\n")  # non-ASCII digits are not point indices
 def test_custom_csv_malformed_raises_only_custom_errors(text):
     try:
         check_skipped(parse_custom_csv(text, SOURCE))
@@ -268,6 +269,7 @@ coco_docs = st.fixed_dictionaries({
 
 @FAST
 @given(coco_docs | json_values)
+@example({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "keypoints": [10 ** 400] * 9}]})
 def test_coco_malformed_raises_only_coco_errors(doc):
     try:
         result = parse_coco(doc, SOURCE, expected_points=3)

@@ -30,7 +30,7 @@ class AugmentedBatch:
     Attributes:
         images: float32 [N, 3, S, S], values 0..255, on the source images' device.
         points: float32 [N, L, 2] in output-crop pixels (0-based pixel centres), same device.
-        visible: bool [N, L] (reordered like the points for mirrored faces) or None.
+        visible: bool [N, L] (reordered like the points for mirrored faces), same device, or None.
         matrices: numpy float64 [N, 2, 3] source-crop -> output-crop pixel transforms
             (including the mirror of flipped faces).
         flipped: numpy bool [N], which faces were mirrored (their points are reordered by
@@ -89,7 +89,7 @@ class BatchAugmenter:
         """
         images = _as_images(images)
         pts = self._as_points(points, images.shape[0])
-        vis = None if visible is None else _as_visible(visible, pts.shape[:2])
+        vis = None if visible is None else _as_visible(visible, pts.shape[:2]).to(images.device)
         if squares is None:
             squares = squares_from_points(pts, self.margin)
         elif len(squares.side) != len(pts):
@@ -152,11 +152,10 @@ class BatchAugmenter:
         half = (low + u[:, 2:4] * (high - low)) * size / 2
         centre = u[:, 0:2] * size - 0.5
         rects = torch.cat([centre - half, centre + half], dim=1)
-        fill = (u[:, 5:8] * 255)[:, :, None, None]
-        noisy = u[:, 4] < 0.5
-        if noisy.any():
-            noise = _uniform((len(u), 3, size, size), generator, torch.float32).to(u.device) * 255
-            fill = torch.where(noisy[:, None, None, None], noise, fill)
+        fill = (u[:, 5:8] * 255)[:, :, None, None].repeat(1, 1, size, size)
+        noisy = (u[:, 4] < 0.5).nonzero()[:, 0]
+        if len(noisy):
+            fill[noisy] = _uniform((len(noisy), 3, size, size), generator, torch.float32).to(u.device) * 255
         return rects, fill
 
     def _as_points(self, points: torch.Tensor | np.ndarray, n: int) -> np.ndarray:
@@ -184,7 +183,7 @@ def _as_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def _as_visible(visible: torch.Tensor | np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    vis = torch.as_tensor(np.asarray(visible) if isinstance(visible, np.ndarray) else visible)
+    vis = torch.as_tensor(visible)
     if tuple(vis.shape) != tuple(shape):
         raise ValueError(f"visible: expected shape {list(shape)}, got {list(vis.shape)}")
     return vis.bool()

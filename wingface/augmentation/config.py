@@ -56,7 +56,7 @@ class AugmentConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in _RANGES:
-                _check_range(f.name, value)
+                object.__setattr__(self, f.name, _as_range(f.name, value))
             else:
                 _check_number(f.name, value)
         for name in _PROBABILITIES + _JITTERS:
@@ -87,15 +87,10 @@ class AugmentConfig:
         """Build a config from plain data; missing keys keep their defaults, unknown keys raise
         ValueError naming the key (with a "did you mean" hint) and ``source``."""
         known = {f.name: f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            try:
-                lookup(known, key, "augmentation setting")
-            except ValueError as err:
-                raise ValueError(f"{source}: {err}") from None
-            values[key] = tuple(value) if key in _RANGES and isinstance(value, list) else value
         try:
-            return cls(**values)
+            for key in data:
+                lookup(known, key, "augmentation setting")
+            return cls(**data)
         except (TypeError, ValueError) as err:
             raise type(err)(f"{source}: {err}") from None
 
@@ -110,10 +105,12 @@ def _check_between(name: str, value: float, low: float, high: float) -> None:
         raise ValueError(f"{name}: must lie in [{low:g}, {high:g}], got {value!r}")
 
 
-def _check_range(name: str, value: Any) -> None:
-    if not isinstance(value, tuple) or len(value) != 2:
+def _as_range(name: str, value: Any) -> tuple[float, float]:
+    """Validate a (low, high) pair (a list, as read from YAML, is accepted) and return it as a tuple."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name}: expected a (low, high) pair, got {value!r}")
     for v in value:
         _check_number(name, v)
     if not 0 < value[0] <= value[1]:
         raise ValueError(f"{name}: need 0 < low <= high, got {value!r}")
+    return float(value[0]), float(value[1])

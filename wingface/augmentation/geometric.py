@@ -1,9 +1,10 @@
 """Geometric augmentation as pure functions: jittered squares, crop matrices, one batched warp.
 
 Matrices are numpy float64 [N, 2, 3] mapping source-crop pixels to output-crop pixels
-(0-based, integers are pixel centres). The warp is a single ``affine_grid`` +
-``grid_sample`` over the batch with ``align_corners=False``, in which normalised -1 is the
-outer edge of the first pixel: pixel centre i of a W-pixel axis sits at (2i + 1) / W - 1.
+(0-based, integers are pixel centres). The warp is a single ``grid_sample`` over the
+batch with ``align_corners=False`` (grid as ``affine_grid`` builds it), in which normalised
+-1 is the outer edge of the first pixel: pixel centre i of a W-pixel axis sits at
+(2i + 1) / W - 1.
 Areas outside the source crop are filled with 0 (black), as `wingface.geometry.warp_image`
 does by default.
 """
@@ -90,7 +91,7 @@ def warp_batch(images: torch.Tensor, matrices: np.ndarray, out_size: int) -> tor
         size = (max(1, math.ceil(h * largest)), max(1, math.ceil(w * largest)))
         source = F.interpolate(source, size=size, mode="bilinear", antialias=True, align_corners=False)
     theta = torch.as_tensor(_sampling_theta(matrices, (h, w), out_size), dtype=torch.float32, device=images.device)
-    grid = F.affine_grid(theta, [n, 3, out_size, out_size], align_corners=False)
+    grid = _sampling_grid(theta, out_size)
     out = F.grid_sample(source.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.contiguous()
 
@@ -102,3 +103,15 @@ def _sampling_theta(matrices: np.ndarray, source_hw: tuple[int, int], out_size: 
     from_out = np.array([[s / 2, 0.0, (s - 1) / 2], [0.0, s / 2, (s - 1) / 2]])  # normalised -> pixels
     to_source = np.array([[2.0 / w, 0.0, 1.0 / w - 1], [0.0, 2.0 / h, 1.0 / h - 1]])  # pixels -> normalised
     return compose_affine(to_source, compose_affine(invert_affine(matrices), from_out))
+
+
+def _sampling_grid(theta: torch.Tensor, out_size: int) -> torch.Tensor:
+    """[N, S, S, 2] grid, equal to ``affine_grid(theta, align_corners=False)`` but built by
+    broadcasting: several times faster on the CPU than its batched matrix product."""
+    centres = (torch.arange(out_size, device=theta.device, dtype=theta.dtype) * 2 + 1) / out_size - 1
+    t = theta[:, :, :, None, None]
+    grid = torch.empty(len(theta), out_size, out_size, 2, device=theta.device, dtype=theta.dtype)
+    for axis in (0, 1):  # normalised source x, then y
+        torch.add(t[:, axis, 0] * centres, t[:, axis, 1] * centres[:, None], out=grid[..., axis])
+        grid[..., axis] += t[:, axis, 2]
+    return grid

@@ -35,7 +35,7 @@ def run_data(args: argparse.Namespace) -> int:
         print(f"  {split:24s} {len(result):6d} faces  {reader.scheme.num_points} points"
               + (f"  ({len(result.skipped)} skipped)" if result.skipped else ""))
         for item, reason in result.skipped[: args.show_skipped]:
-            print(f"      skipped {item}: {reason}")
+            print(f"      skipped: {_describe(item, reason)}")
     return 0
 
 
@@ -44,8 +44,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     split = args.split or reader.default_train_split
     result = reader.read(split)
     if args.strict and result.skipped:
-        item, reason = result.skipped[0]
-        raise ValueError(f"prepare --strict: {reason}")
+        raise ValueError(f"prepare --strict: {_describe(*result.skipped[0])}")
     start = time.perf_counter()
     summary = prepare_cache(
         result.records, args.out, reader.scheme, crop_size=args.crop_size, context=args.context,
@@ -55,8 +54,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(f"wrote {summary.faces} faces to {summary.path} in {time.perf_counter() - start:.1f} s"
           + (f"; skipped {len(skipped)}:" if skipped else ""))
     for item, reason in skipped:
-        print(f"  skipped {item}: {reason}")
+        print(f"  skipped: {_describe(item, reason)}")
     start = time.perf_counter()
     load_cache(summary.path)
     print(f"cache loads in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def _describe(item: str, reason: str) -> str:
+    """A skip message that names the item once (most reasons already start with it)."""
+    return reason if item in reason else f"{item}: {reason}"

@@ -33,8 +33,9 @@ class FaceRecord:
 
     @property
     def name(self) -> str:
-        """A human-readable identifier for messages."""
-        return str(self.image_path)
+        """A human-readable identifier for messages (container formats add the face's index)."""
+        index = self.attributes.get("index")
+        return f"{self.image_path}[{index}]" if index is not None else str(self.image_path)
 
 
 @dataclass

@@ -64,6 +64,13 @@ class Landmarker:
         self._detector_arg = detector
         self._detector = None
 
+    @classmethod
+    def from_cascade(cls, cascade: Cascade, detector: Any = "default") -> "Landmarker":
+        """A Landmarker around ready stages (e.g. a model built in memory)."""
+        self = cls.__new__(cls)
+        self.model_path, self.cascade, self._detector_arg, self._detector = None, cascade, detector, None
+        return self
+
     @property
     def scheme(self):
         return self.cascade.scheme

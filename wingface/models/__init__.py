@@ -15,12 +15,13 @@ from ..schemes import LandmarkScheme
 from .checkpoint import LoadedCheckpoint, load_checkpoint, load_stages, save_cascade, save_checkpoint
 from .cnn import SimpleCNN, cnn6, cnn7
 from .complexity import count_parameters, flops_per_face
+from .mean_shape import MeanShape, mean_shape
 from .regressor import LandmarkRegressor
 from .resnet import ResNet, resnet18, resnet50
 from .spec import ModelSpec
 
 __all__ = [
-    "ARCHITECTURES", "Architecture", "LandmarkRegressor", "LoadedCheckpoint", "ModelSpec", "ResNet",
+    "ARCHITECTURES", "Architecture", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec", "ResNet",
     "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
     "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint",
 ]
@@ -39,6 +40,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "cnn7": Architecture(cnn7, 128, False),
     "resnet18": Architecture(resnet18, 256, True),
     "resnet50": Architecture(resnet50, 256, True),
+    "mean-shape": Architecture(mean_shape, 64, False),
 }
 
 

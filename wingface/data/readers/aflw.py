@@ -9,9 +9,9 @@ Two annotation forms are read, both with splits ``aflw-train`` (20,000 faces), `
    ``flickr/`` folder) and ``ra`` (a 1-based random order: its first 20,000 are training faces,
    the rest test). Images are looked for in ``flickr/``, ``data/flickr/`` or
    ``aflw/data/flickr/`` beside the .mat or one folder up (AFLW unpacks to ``aflw/data/flickr``).
-   Coordinates are used as they are (0-based pixels): they come from AFLW's own database, not
-   from Matlab indexing, and Zhu et al. document no offset. ``attributes["index"]`` is the
-   0-based row in the .mat.
+   Coordinates are used as they are, as 0-based pixels: Zhu et al. document no offset and
+   common loaders (e.g. FaRL's) use them unchanged. ``attributes["index"]`` is the 0-based row
+   in the .mat. A file with no more than 20,000 faces is not the official one: a warning says so.
 2. MMPose's COCO-style ``face_landmarks_aflw_train.json``, ``face_landmarks_aflw_test.json``
    and ``face_landmarks_aflw_test_frontal.json`` (converted from HRNet's CSVs of the same
    protocol), in root or its ``annotations/`` folder, read by `CocoReader`; their
@@ -22,6 +22,7 @@ The protocol normalises errors by face size (the box), which the metrics compute
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ SPLITS = ("aflw-train", "aflw-full", "aflw-frontal")
 _JSON_FILES = dict(zip(SPLITS, ("face_landmarks_aflw_train.json", "face_landmarks_aflw_test.json",
                                 "face_landmarks_aflw_test_frontal.json")))
 _MAT_VARIABLES = ("data", "bbox", "mask_new", "nameList", "ra")
+log = logging.getLogger(__name__)
 
 
 def find_aflw_mat(root: Path) -> Path | None:
@@ -125,6 +127,9 @@ class AflwReader(DatasetReader):
     def _load_mat(self) -> dict[str, Any]:
         if self._mat is None:
             self._mat = _check_mat(self.mat_path, load_mat_variables(self.mat_path, _MAT_VARIABLES))
+            if len(self._mat["nameList"]) <= self.train_count:
+                log.warning("%s: only %d faces, so the AFLW-19 test splits are empty (the official file has 24,386)",
+                            self.mat_path, len(self._mat["nameList"]))
         return self._mat
 
     def _record(self, mat: dict[str, Any], row: int, image_dir: Path | None, where: str) -> FaceRecord:

@@ -10,8 +10,9 @@ Images: ``file_name`` is resolved against the first of ``images/`` beside the JS
 first listed images exist (MMPose's ``data/<name>/annotations`` + ``data/<name>/images``).
 
 Coordinates are used as 0-based pixel coordinates. MMPose's converters keep pixel positions
-(its COFW converter subtracts Matlab's 1, its WFLW converter copies the 0-based WFLW values);
-the 300-W and AFLW files come from HRNet's CSVs, whose offset convention is not documented.
+(its COFW converter subtracts Matlab's 1, its WFLW converter copies the WFLW values unchanged);
+the 300-W and AFLW files come from HRNet's CSVs, whose offset convention is not documented, so a
+sub-pixel-to-one-pixel offset there cannot be ruled out.
 
 Visibility: ``v = 0`` (not labelled) is never visible. MMPose's files disagree on ``v = 1``
 (WFLW marks every point 1, COFW marks occluded points 1 and visible ones 2), so per file: if
@@ -137,7 +138,7 @@ def _annotation(ann: Any, file_names: Mapping[Any, str], strict_visibility: bool
     if not np.all(np.isin(flags, (0, 1, 2))):
         raise CocoFormatError(f"{where}: visibility flags must be 0, 1 or 2")
     file_name = Path(file_names[image_id])
-    attributes = {}
+    attributes: dict[str, float] = {}
     if "box_size" in ann:
         attributes["box_size"] = float(_numbers(ann["box_size"], 1, "box_size", where)[0])
     return FaceRecord(

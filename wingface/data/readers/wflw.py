@@ -5,7 +5,7 @@ the face box ``x_min y_min x_max y_max``, six 0/1 attribute flags (pose, express
 illumination, make-up, occlusion, blur) and the image path relative to ``WFLW_images/``.
 
 Coordinates are used as distributed, as 0-based pixel coordinates: the authors document no
-offset, and MMPose's converter (``wflw2coco.py``), HRNet and PIPNet all use them unchanged.
+offset, and MMPose's converter (``wflw2coco.py``) copies them unchanged into its JSON.
 
 Root may be the WFLW folder (holding ``WFLW_annotations/list_98pt_rect_attr_train_test/`` and
 ``WFLW_images/``), ``WFLW_annotations/``, ``list_98pt_rect_attr_train_test/`` itself or one of

@@ -1,0 +1,1 @@
+"""Benchmarks whose results are written to JSON files and quoted in the docs (never asserted in tests)."""

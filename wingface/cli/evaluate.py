@@ -1,0 +1,81 @@
+"""`wingface evaluate`: NME (inter-ocular, inter-pupil), FR and AUC of a model on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a model on a dataset split (NME, FR@10%%, AUC@10%%, CED plot)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint/cascade .pt, ONNX export, or 'mean-shape' (the baseline, fitted on "
+                        "--train-split); default: the shipped model")
+    p.add_argument("--data", required=True, help="dataset folder or annotation file")
+    p.add_argument("--split", help="split to evaluate (default: the dataset's test split, e.g. 300w-common)")
+    p.add_argument("--format", help="skip dataset recognition and use this format")
+    p.add_argument("--boxes", choices=("gt", "detector"), default="gt",
+                   help="gt: ground-truth landmark boxes; detector: end to end with the bundled detector")
+    p.add_argument("--train-split", help="split the mean-shape baseline is fitted on (default: the training split)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, help="write the full report here")
+    p.add_argument("--ced", type=Path, help="CED plot PNG (default: beside --json)")
+    p.add_argument("--label", help="name of the method in the report and plot")
+    p.add_argument("--strict", action="store_true", help="fail on the first unreadable item")
+    p.set_defaults(func=run)
+
+
+def _landmarker(args, reader):
+    from ..detection import create_detector
+    from ..inference.cascade import Cascade
+    from ..inference.landmarker import Landmarker
+    from ..inference.stages import Stage, TorchBackend
+    from ..training.baseline import fit_mean_shape
+
+    detector = "default" if args.boxes == "detector" else None
+    if args.model != "mean-shape":
+        return Landmarker(args.model, detector=detector, backend=args.backend, device=args.device)
+    train = reader.read(args.train_split or reader.default_train_split)
+    model = fit_mean_shape(np.stack([r.points for r in train.records]), reader.scheme)
+    cascade = Cascade([Stage(model.spec, TorchBackend(model))])
+    return Landmarker.from_cascade(cascade, detector=create_detector() if detector else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.datasets import open_dataset
+    from ..evaluation.run import evaluate, write_report
+
+    reader = open_dataset(args.data, format=args.format)
+    split = args.split or reader.default_test_split
+    data = reader.read(split)
+    if data.skipped and args.strict:
+        raise ValueError(f"evaluate --strict: {data.skipped[0][0]}: {data.skipped[0][1]}")
+    landmarker = _landmarker(args, reader)
+    label = args.label or (args.model if args.model else "wingface (shipped)")
+    result = evaluate(landmarker, data.records, boxes=args.boxes)
+    if result.failed and args.strict:
+        raise ValueError(f"evaluate --strict: {result.failed[0][0]}: {result.failed[0][1]}")
+    report = result.report(label=str(label), model=str(args.model), data=str(args.data), split=split,
+                           boxes=args.boxes, skipped_annotations=[list(s) for s in data.skipped])
+    _print_table(report)
+    ced = args.ced or (args.json.with_suffix(".ced.png") if args.json else None)
+    write_report(report, args.json, ced, result.errors("inter_ocular"), str(label))
+    for path in (args.json, ced):
+        if path:
+            print(f"wrote {path}")
+    return 1 if result.failed else 0
+
+
+def _print_table(r: dict) -> None:
+    print(f"{r['label']} on {r['split']} ({r['boxes']} boxes): {r['faces']} faces"
+          + (f", {r['missed']} missed by the detector" if r["missed"] else "")
+          + (f", {r['failed']} unreadable" if r["failed"] else ""))
+    print(f"  {'normaliser':14s} {'NME %':>7s} {'FR@10 %':>8s} {'AUC@10':>7s} {'FR@8 %':>7s} {'AUC@8':>6s}")
+    ip = r["inter_pupil"]
+    print(f"  {'inter-ocular':14s} {r['nme_inter_ocular']:7.3f} {r['fr_10']:8.2f} {r['auc_10']:7.4f} {r['fr_8']:7.2f} {r['auc_8']:6.4f}")
+    print(f"  {'inter-pupil':14s} {r['nme_inter_pupil']:7.3f} {ip['fr_10']:8.2f} {ip['auc_10']:7.4f} {ip['fr_8']:7.2f} {ip['auc_8']:6.4f}")
+    for subset, s in r["subsets"]["inter_ocular"].items():
+        print(f"    {subset:24s} {s['n']:5d} faces  NME {s['nme']:.3f}% (inter-ocular)")
