@@ -167,6 +167,12 @@ def test_blur_keeps_constant_images_and_mean() -> None:
     noise = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
     blurred = gaussian_blur(noise, torch.tensor([1.0, 2.0]))
     assert blurred.std() < noise.std()
+    impulse = torch.zeros(1, 3, 33, 33)
+    impulse[..., 16, 16] = 1.0
+    spread = gaussian_blur(impulse, torch.tensor([1.5]))[0, 0]
+    offsets = torch.arange(33.0) - 16
+    assert abs(float(spread.sum()) - 1) < 1e-5
+    assert abs(float((spread.sum(0) * offsets**2).sum()) - 1.5**2) < 0.05 * 1.5**2
 
 
 def test_colour_identity_grey_and_contrast() -> None:

@@ -45,6 +45,7 @@ def test_output_shape(arch: str, input_size: int | None) -> None:
 def test_default_input_sizes_and_batch_norm() -> None:
     assert {k: (v.input_size, v.batch_norm) for k, v in ARCHITECTURES.items()} == {
         "cnn6": (64, False), "cnn7": (128, False), "resnet18": (256, True), "resnet50": (256, True),
+        "mean-shape": (64, False),
     }
 
 

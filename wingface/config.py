@@ -68,24 +68,59 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return [_convert(args[0] if args else Any, v, where) for v in value]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        value = _float_text(value)  # YAML 1.1 reads exponents without a dot (1e-3) as text
+    if origin is dict and isinstance(value, Mapping):
+        item = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+    if hint in (int, float) and isinstance(value, bool):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` strings (values parsed as YAML) to a nested dict in place."""
+def _float_text(text: str) -> float | str:
+    """``text`` as a float when it spells one (``1e-3``, ``5E4``), else unchanged."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def free_dict_paths(cls: type, prefix: str = "") -> set[str]:
+    """Dotted paths of ``dict``-typed fields (free keys, e.g. ``loss.params``) in a dataclass tree."""
+    paths: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        if dataclasses.is_dataclass(hint):
+            paths |= free_dict_paths(hint, f"{prefix}{f.name}.")
+        elif any(typing.get_origin(a) is dict or a is dict for a in inner):
+            paths.add(prefix + f.name)
+    return paths
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], free: set[str] = frozenset()) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` strings (values parsed as YAML) to a nested dict in place.
+
+    Keys must exist, except below the dotted paths in ``free`` (dict-typed fields such as
+    ``loss.params``), where ``loss.params.w=5`` adds or replaces one entry.
+    """
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
         node = data
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
+            if node.get(part) is None and ".".join(parts[: i + 1]) in free:
+                node[part] = {}
             if not isinstance(node.get(part), dict):
                 raise ValueError(_unknown(f"override {item!r}", part, [k for k, v in node.items() if isinstance(v, dict)]))
             node = node[part]
-        if parts[-1] not in node:
+        if parts[-1] not in node and ".".join(parts[:-1]) not in free:
             raise ValueError(_unknown(f"override {item!r}", parts[-1], node))
         node[parts[-1]] = yaml.safe_load(raw)
     return data
@@ -103,7 +138,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         except yaml.YAMLError as err:
             raise ValueError(f"{p}: not valid YAML: {err}") from None
         _merge(data, loaded, str(p))
-    apply_overrides(data, overrides or [])
+    apply_overrides(data, overrides or [], free_dict_paths(cls))
     return from_dict(cls, data)
 
 

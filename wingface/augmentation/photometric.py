@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["adjust_colour", "gaussian_blur", "occlude", "GREY_WEIGHTS"]
 
@@ -18,24 +17,35 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL and torchvisio
 
 
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Blur each image with its own isotropic Gaussian (separable, reflected borders).
+    """Blur each image with its own isotropic Gaussian (borders reflected as by ``F.pad(mode="reflect")``).
+
+    The separable blur is two batched matrix products with banded blur matrices,
+    ``B_h @ image @ B_w^T``: on the CPU several times faster, and far steadier under load,
+    than a grouped convolution.
 
     Args:
-        images: float [N, 3, S, S].
+        images: float [N, 3, H, W].
         sigma: [N] positive standard deviations in pixels.
     Returns:
-        float [N, 3, S, S].
+        float [N, 3, H, W].
     """
-    n, c, h, w = images.shape
-    radius = min(max(1, math.ceil(3 * float(sigma.max()))), (min(h, w) - 1))
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (offsets / sigma.to(images)[:, None]) ** 2)
-    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [N * C, K]
-    # Grouped convolution: each (sample, channel) plane gets its sample's kernel.
-    x = F.pad(images.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, kernel[:, None, None, :], groups=n * c)
-    x = F.conv2d(x, kernel[:, None, :, None], groups=n * c)
-    return x.reshape(n, c, h, w)
+    _, _, h, w = images.shape
+    rows = _blur_matrices(sigma.to(images), h)[:, None]
+    cols = _blur_matrices(sigma.to(images), w)[:, None]
+    return rows @ images @ cols.transpose(-1, -2)
+
+
+def _blur_matrices(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, size, size] matrices B with ``B @ v`` the Gaussian blur of v (reflected at the ends)."""
+    radius = min(max(1, math.ceil(3 * float(sigma.max()))), size - 1)
+    offsets = torch.arange(-radius, radius + 1, device=sigma.device)
+    kernel = torch.exp(-0.5 * (offsets.to(sigma) / sigma[:, None]) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)  # [N, K]
+    source = (torch.arange(size, device=sigma.device)[:, None] + offsets).abs()  # reflect at 0
+    source = torch.where(source > size - 1, 2 * (size - 1) - source, source)  # and at size - 1
+    n, taps = kernel.shape
+    matrices = torch.zeros(n, size, size, device=sigma.device, dtype=sigma.dtype)
+    return matrices.scatter_add_(2, source.expand(n, size, taps), kernel[:, None, :].expand(n, size, taps))
 
 
 def adjust_colour(

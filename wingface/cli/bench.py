@@ -21,6 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-channels-last", action="store_true", help="use the default memory format")
     t.add_argument("--json", type=Path, help="write the result here")
     t.set_defaults(func=run_train)
+    pr = verbs.add_parser("predict", help="inference ms per face (stage 1, cascade; PyTorch, onnxruntime; "
+                                          "1 and all threads; batch 1 and 32) and detector ms per image")
+    pr.add_argument("--model", help="checkpoint/cascade .pt (default: the shipped model, or a random-init "
+                                    "cnn6+cnn7 cascade when it is not installed)")
+    pr.add_argument("--seconds", type=float, default=1.0, help="timed wall time per measurement (default 1)")
+    pr.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="faces per call (default 1 32)")
+    pr.add_argument("--int8", action="store_true", help="also time the int8-quantised ONNX export")
+    pr.add_argument("--peak-gflops", type=float, default=190.0, help="the machine's peak GFLOP/s (default 190)")
+    pr.add_argument("--json", type=Path, help="write the result here")
+    pr.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -28,6 +38,17 @@ def run_train(args: argparse.Namespace) -> int:
 
     result = bench_train(args.model, batch_size=args.batch_size, steps=args.steps, threads=args.threads,
                          channels_last=not args.no_channels_last)
+    _emit(result, args.json)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..bench.predict_speed import bench_predict
+
+    if args.seconds <= 0 or min(args.batch) < 1:
+        raise ValueError("--seconds must be > 0 and --batch values >= 1")
+    result = bench_predict(args.model, batches=args.batch, seconds=args.seconds, int8=args.int8,
+                           peak_gflops=args.peak_gflops)
     _emit(result, args.json)
     return 0
 

@@ -19,7 +19,7 @@ VERBS = {
     "info": "models",
     "plot": "plot",
     "pdb": "pdb",
-    "train": "train",
+    "train": "train", "cascade": "cascade",
     "evaluate": "evaluate",
     "bench": "bench",
     "predict": "predict", "demo": "predict",
@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"wingface {args.verb}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from wingface.training.trainer import TrainingDiverged  # lazy: keeps torch out of `wingface --help`
+
+        if not isinstance(err, TrainingDiverged):
+            raise
+        print(f"wingface {args.verb}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

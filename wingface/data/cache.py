@@ -167,7 +167,11 @@ def _plain(attributes) -> dict[str, Any]:
 
 
 def load_cache(path: str | Path, mmap: bool = False) -> FaceCache:
-    """Load a cache folder written by `prepare_cache`; ValueError names the folder if it is not one."""
+    """Load a cache folder written by `prepare_cache`.
+
+    FileNotFoundError when the folder holds no ``meta.json``; ValueError naming the folder for
+    corrupt metadata or another format.
+    """
     root = Path(path)
     meta_path = root / "meta.json"
     if not meta_path.is_file():

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceRecord:
     """One annotated face.
 
@@ -21,6 +21,8 @@ class FaceRecord:
         attributes: optional flags or values (WFLW pose/expression/..., COFW occlusion).
         subset: which part of the dataset the face comes from, e.g. ``"helen/testset"``.
         image: the decoded RGB uint8 image when the format stores pixels inline (COFW).
+
+    Records compare by identity (their arrays make value equality ambiguous).
     """
 
     image_path: Path

@@ -54,13 +54,31 @@ class Landmarker:
         device: ``cpu`` or ``cuda`` (PyTorch backend).
         backend: ``torch`` or ``onnx``.
         refine: how many times the last (aligned) stage runs.
+        threads: onnxruntime intra-op threads (``onnx`` backend; None: all cores). The
+            PyTorch backend follows ``torch.set_num_threads``.
+        scheme: if given, the landmark scheme name the model must have (ValueError otherwise);
+            by default any scheme is accepted and each `Face` carries the model's.
+
+    Raises:
+        FileNotFoundError: the model file or folder does not exist (for the default model:
+            the shipped model is not installed).
+        ValueError: a corrupt or foreign model file, stages that disagree on the scheme, or
+            a scheme other than ``scheme``.
     """
 
     def __init__(self, model: str | Path | None = None, detector: Any = "default", *, device: str = "cpu",
-                 backend: str = "torch", refine: int = 1) -> None:
+                 backend: str = "torch", refine: int = 1, threads: int | None = None,
+                 scheme: str | None = None) -> None:
+        if model is not None and not isinstance(model, (str, Path)):
+            raise TypeError(f"model: expected a path or None, got {type(model).__name__}")
         path = Path(model) if model is not None else default_model_path()
+        if model is None and not path.exists():
+            raise FileNotFoundError(f"the shipped model is not installed ({path}); pass model=PATH")
         self.model_path = path
-        self.cascade = Cascade(load_stages(path, backend=backend, device=device), repeat_last=refine)
+        self.cascade = Cascade(load_stages(path, backend=backend, device=device, threads=threads), repeat_last=refine)
+        if scheme is not None and self.scheme.name != scheme:
+            raise ValueError(f"model {path}: landmark scheme is {self.scheme.name!r} "
+                             f"({self.scheme.num_points} points), expected {scheme!r}")
         self._detector_arg = detector
         self._detector = None
 
@@ -86,11 +104,28 @@ class Landmarker:
         return self._detector
 
     def predict(self, image: Any, boxes: Sequence[Sequence[float]] | None = None) -> list[Face]:
-        """Faces in one image, largest detector score first (or one per box, in order)."""
+        """Faces in one image, largest detector score first (or one per box, in order).
+
+        Args:
+            image: a path, an array (RGB uint8 [H, W, 3]; greyscale, RGBA, uint16 and float
+                in [0, 1] are converted) or a PIL image.
+            boxes: face boxes [[x0, y0, x1, y1], ...] in image pixels, or None to detect.
+                A box partly outside the image is fine (the crop is padded with black); an
+                empty list gives no faces.
+        Returns:
+            One `Face` per detected face or per box.
+        Raises:
+            FileNotFoundError: a path that does not exist.
+            ValueError: an unreadable file, an unusable array, or a degenerate, inverted,
+                non-finite or wholly outside box (the message names it).
+            TypeError: an image of another type.
+        """
         return self.predict_batch([image], None if boxes is None else [boxes])[0]
 
     def predict_batch(self, images: Sequence[Any], boxes: Sequence[Sequence[Sequence[float]]] | None = None) -> list[list[Face]]:
         """Like `predict` for many images; all faces go through each network as one batch."""
+        if isinstance(images, (str, Path, np.ndarray)) or hasattr(images, "convert"):
+            raise TypeError("images: expected a sequence of images (for one image use predict)")
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"boxes: got {len(boxes)} box lists for {len(images)} images")
         arrays = [as_image(img, f"images[{i}]") for i, img in enumerate(images)]
@@ -101,6 +136,9 @@ class Landmarker:
                 for pts, (_, meta) in zip(points, found)]
 
     def _given(self, image: np.ndarray, boxes: Sequence[Sequence[float]], index: int):
+        if len(boxes) == 4 and all(isinstance(v, (int, float, np.number)) for v in boxes):
+            raise ValueError(f"boxes[{index}]: expected a list of boxes [[x0, y0, x1, y1], ...], got one box "
+                             f"{list(boxes)}; wrap it in a list")
         h, w = image.shape[:2]
         checked = np.array([check_box(b, (w, h), name=f"boxes[{index}][{k}]") for k, b in enumerate(boxes)]).reshape(-1, 4)
         squares = Squares(box_center(checked), box_size(checked).max(-1), np.zeros(len(checked)))

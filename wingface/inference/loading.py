@@ -11,11 +11,18 @@ from .stages import Stage, TorchBackend
 BACKENDS = ("torch", "onnx")
 
 
-def load_stages(path: str | Path, backend: str = "torch", device: str = "cpu") -> list[Stage]:
-    """The stages of a checkpoint or cascade file (``.pt``), or of an exported ONNX cascade."""
+def load_stages(path: str | Path, backend: str = "torch", device: str = "cpu", threads: int | None = None) -> list[Stage]:
+    """The stages of a checkpoint or cascade file (``.pt``), or of an exported ONNX cascade.
+
+    ``threads`` sets onnxruntime's intra-op threads (None: all cores); the PyTorch backend
+    uses ``torch.set_num_threads``, which is process-wide, so it is left to the caller.
+    """
     lookup({b: b for b in BACKENDS}, backend, "backend")
     if backend == "onnx":
         from .onnx_backend import load_onnx_stages
 
-        return load_onnx_stages(path)
+        return load_onnx_stages(path, threads=threads)
+    path = Path(path)
+    if path.is_dir() or path.suffix in (".onnx", ".json"):
+        raise ValueError(f"{path} looks like an ONNX export; use backend='onnx' (--backend onnx)")
     return [Stage(m.spec, TorchBackend(m.model, device)) for m in load_models(path)]

@@ -1,0 +1,66 @@
+"""`wingface cascade residuals|build`: measure stage 1's errors for stage 2, and chain models into one file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cascade", help="two-stage framework: measure stage-1 residuals, build a cascade file")
+    verbs = p.add_subparsers(dest="what", metavar="WHAT")
+    verbs.required = True
+    r = verbs.add_parser("residuals", help="stage 1's aligned-frame errors on validation faces -> stage-2 jitter")
+    r.add_argument("--model", required=True, help="stage-1 checkpoint")
+    r.add_argument("--data", required=True, help="training cache (wingface prepare) the stage was trained on")
+    r.add_argument("--val-fraction", type=float, default=0.1, help="as in training (default 0.1)")
+    r.add_argument("--split-seed", type=int, default=0, help="as in training (default 0)")
+    r.add_argument("--json", type=Path, help="write the measurement here")
+    r.set_defaults(func=run_residuals)
+    b = verbs.add_parser("build", help="chain checkpoints (stage 1 first) into one cascade file")
+    b.add_argument("models", nargs="+", help="checkpoints in order; the first must crop from boxes")
+    b.add_argument("--out", required=True, type=Path, help="cascade file to write")
+    b.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    b.set_defaults(func=run_build)
+
+
+def run_residuals(args: argparse.Namespace) -> int:
+    from ..atomic import write_text_atomic
+    from ..augmentation import AugmentConfig, BatchAugmenter
+    from ..data.cache import load_cache
+    from ..models import load_checkpoint
+    from ..training.config import TrainConfig
+    from ..training.pipeline import TrainData, reference_shape
+    from ..config import from_dict
+
+    cache = load_cache(args.data)
+    loaded = load_checkpoint(args.model, expect_scheme=cache.scheme)
+    spec = loaded.spec
+    train_cfg = (loaded.extra or {}).get("train_config")
+    augment = from_dict(TrainConfig, train_cfg).augment if train_cfg else AugmentConfig()
+    augmenter = BatchAugmenter(augment, cache.scheme, spec.input_size, margin=spec.box_margin)
+    data = TrainData(cache, augmenter, val_fraction=args.val_fraction, split_seed=args.split_seed, pdb_bins=None)
+    from ..training.residuals import measure_frame_residuals
+
+    reference = reference_shape(cache.points[data.train_idx])
+    result = {}
+    for jitter in (False, True):
+        res = measure_frame_residuals(loaded.model, data, reference, margin=0.25, train_jitter=jitter)
+        result["training_jitter" if jitter else "clean"] = {**res.to_dict(), "stage2_overrides": res.jitter_overrides()}
+    print(json.dumps(result, indent=1))
+    overrides = result["training_jitter"]["stage2_overrides"]
+    print("stage-2 training overrides: " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..models import load_checkpoint, save_cascade
+
+    models = [load_checkpoint(m).model for m in args.models]
+    extra = {"stages": [str(m) for m in args.models]}
+    save_cascade(args.out, models, extra=extra, half=args.half)
+    print(f"wrote {args.out}: " + " -> ".join(f"{m.spec.arch} ({m.spec.crop})" for m in models))
+    return 0
