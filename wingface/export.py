@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -71,9 +73,11 @@ def export_stage(model: LandmarkRegressor, path: str | Path, opset: int = DEFAUL
     path = Path(path)
     size = model.spec.input_size
     wrapped = PixelOutput(model).eval().cpu()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # The TorchScript exporter (deprecated, hence the filter): the dynamo one needs
+        # onnxscript, which wingface does not require.
+        warnings.simplefilter("ignore", DeprecationWarning)
         raw = Path(tmp) / "model.onnx"
-        # The TorchScript exporter: the dynamo one needs onnxscript, which wingface does not require.
         torch.onnx.export(wrapped, (torch.zeros(2, 3, size, size),), str(raw), dynamo=False, opset_version=opset,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
@@ -106,13 +110,14 @@ def calibration_crops(spec: ModelSpec, count: int = 64, seed: int = 0) -> np.nda
 
     ``box`` stages see the square of the landmark box; ``aligned`` stages see the frame
     aligned to ``spec.reference`` from slightly perturbed true points (as a first stage
-    would leave them).
+    would leave them). Schemes without a synthetic layout get 300-W faces cut by their box.
     """
-    from .data.synthetic import synthetic_faces
+    from .data.synthetic import supported_schemes, synthetic_faces
 
-    faces = synthetic_faces(count, spec.scheme, image_size=160, seed=seed)
+    known = spec.scheme.name in supported_schemes()
+    faces = synthetic_faces(count, spec.scheme if known else "300w-68", image_size=160, seed=seed)
     points = np.stack([f.points for f in faces]).astype(np.float64)
-    if spec.crop == "aligned":
+    if spec.crop == "aligned" and known:
         noise = np.random.default_rng(seed).normal(0.0, 1.0, points.shape)
         squares = squares_from_alignment(points + noise, np.asarray(spec.reference), spec.box_margin)
     else:
@@ -137,15 +142,25 @@ def _quantize_int8(float_path: Path, out_path: Path, spec: ModelSpec, calibratio
             return None if batch is None else {INPUT_NAME: batch}
 
     proto = onnx.load(str(float_path))
-    quantize_static(
-        str(float_path), str(out_path), Reader(calibration_crops(spec, calibration)),
-        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        nodes_to_exclude=_float_tail(proto), extra_options={"ActivationSymmetric": False},
-    )
+    with _quiet_root_logger():  # the quantiser logs advice through the root logger
+        quantize_static(
+            str(float_path), str(out_path), Reader(calibration_crops(spec, calibration)),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=_float_tail(proto), extra_options={"ActivationSymmetric": False},
+        )
     quantized = onnx.load(str(out_path))
     onnx.helper.set_model_props(quantized, {SPEC_METADATA_KEY: json.dumps(spec.to_dict())})
     onnx.save(quantized, str(out_path))
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _float_tail(proto) -> list[str]:

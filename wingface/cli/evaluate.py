@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(r: dict) -> None:
+    if r["nme_inter_ocular"] is None:
+        print(f"{r['label']} on {r['split']}: no face was scored ({r['missed']} missed, {r['failed']} unreadable)")
+        return
     print(f"{r['label']} on {r['split']} ({r['boxes']} boxes): {r['faces']} faces"
           + (f", {r['missed']} missed by the detector" if r["missed"] else "")
           + (f", {r['failed']} unreadable" if r["failed"] else ""))

@@ -52,8 +52,8 @@ class Evaluation:
     def report(self, **info: Any) -> dict[str, Any]:
         """The JSON-ready summary: headline NMEs in %, FR in %, AUC, per-face errors, per-subset breakdown."""
         io, ip = self.errors("inter_ocular"), self.errors("inter_pupil")
-        s_io, s_ip = summarise(io), summarise(ip)
-        subsets = [r.subset for r in self.records]
+        s_io, s_ip = _summary(io), _summary(ip)
+        subsets = [face_labels(r) for r in self.records]
         return {
             **info,
             "faces": len(self.records),
@@ -62,7 +62,8 @@ class Evaluation:
             "nme_inter_ocular": s_io["nme"], "nme_inter_pupil": s_ip["nme"],
             "fr_10": s_io["fr@10"], "auc_10": s_io["auc@10"], "fr_8": s_io["fr@8"], "auc_8": s_io["auc@8"],
             "inter_pupil": {"fr_10": s_ip["fr@10"], "auc_10": s_ip["auc@10"], "fr_8": s_ip["fr@8"], "auc_8": s_ip["auc@8"]},
-            "subsets": {"inter_ocular": breakdown(io, subsets), "inter_pupil": breakdown(ip, subsets)},
+            "subsets": {"inter_ocular": breakdown(io, subsets) if len(io) else {},
+                        "inter_pupil": breakdown(ip, subsets) if len(ip) else {}},
             "missed_faces": self.missed,
             "failed_images": [{"image": i, "error": e} for i, e in self.failed],
             "per_face": [
@@ -70,6 +71,21 @@ class Evaluation:
                  "nme_inter_pupil": round(100 * b, 4)} for r, a, b in zip(self.records, io, ip)
             ],
         }
+
+
+def _summary(errors: np.ndarray) -> dict[str, float | None]:
+    """`summarise`, or None for every figure when no face was scored (e.g. the detector found none)."""
+    if len(errors):
+        return summarise(errors)
+    return {k: None for k in ("nme", "fr@10", "auc@10", "fr@8", "auc@8")}
+
+
+def face_labels(record: FaceRecord) -> list[str]:
+    """Breakdown labels of a face: its subset, plus every true scalar attribute flag (e.g. WFLW's
+    ``pose``, ``occlusion``); array attributes such as COFW's per-point occlusion are not labels."""
+    flags = [k for k, v in record.attributes.items()
+             if isinstance(v, (bool, int, np.bool_, np.integer)) and k != "index" and bool(v)]
+    return [record.subset or "all", *flags]
 
 
 def _match_detection(faces, gt_box: np.ndarray):
