@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from wingface.data.synthetic import write_synthetic_300w
+from wingface.data.cache import prepare_cache
+from wingface.data.records import FaceRecord
+from wingface.data.synthetic import synthetic_faces, write_synthetic_300w
+from wingface.schemes import get_scheme
 
 # The real data sits beside the repository (../shared/data), also in CI's fresh clone.
 SHARED_300W = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w-subset"
@@ -39,3 +42,13 @@ def shared_300w() -> Path:
     if not SHARED_300W.is_dir():
         pytest.skip(f"real 300-W data not found at {SHARED_300W} (expected beside the repository)")
     return SHARED_300W
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared training cache of 60 synthetic faces (96-pixel crops), shared read-only."""
+    faces = synthetic_faces(60, image_size=96, seed=0)
+    records = [FaceRecord(Path(f"face{i}.png"), f.points, image=f.image) for i, f in enumerate(faces)]
+    out = tmp_path_factory.mktemp("data") / "cache"
+    prepare_cache(records, out, get_scheme("300w-68"), crop_size=96, progress=False)
+    return out

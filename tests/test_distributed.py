@@ -20,9 +20,7 @@ import torch.distributed as dist
 
 from wingface.augmentation import AugmentConfig, BatchAugmenter
 from wingface.cli.main import main
-from wingface.data.cache import load_cache, prepare_cache
-from wingface.data.records import FaceRecord
-from wingface.data.synthetic import synthetic_faces
+from wingface.data.cache import load_cache
 from wingface.models import load_checkpoint
 from wingface.schemes import get_scheme
 from wingface.training.pipeline import TrainData
@@ -61,14 +59,10 @@ torch.save({"rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,
 """
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def cache(synthetic_cache: Path) -> Path:
     """A prepared 60-face synthetic cache (96-pixel crops); multi-process runs need one ready."""
-    faces = synthetic_faces(60, image_size=96, seed=0)
-    records = [FaceRecord(Path(f"face{i}.png"), f.points, image=f.image) for i, f in enumerate(faces)]
-    out = tmp_path_factory.mktemp("data") / "cache"
-    prepare_cache(records, out, SCHEME, crop_size=96, progress=False)
-    return out
+    return synthetic_cache
 
 
 def _free_port() -> int:

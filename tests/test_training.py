@@ -23,9 +23,7 @@ import yaml
 import wingface.evaluation.plots as plots
 from wingface.cli.main import main
 from wingface.config import load_config
-from wingface.data.cache import prepare_cache
-from wingface.data.records import FaceRecord
-from wingface.data.synthetic import synthetic_faces, write_synthetic_300w
+from wingface.data.synthetic import write_synthetic_300w
 from wingface.models import load_checkpoint
 from wingface.schemes import get_scheme
 from wingface.training.config import TrainConfig
@@ -61,14 +59,10 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def cache(synthetic_cache: Path) -> Path:
     """A prepared 60-face synthetic cache (96-pixel crops)."""
-    faces = synthetic_faces(60, image_size=96, seed=0)
-    records = [FaceRecord(Path(f"face{i}.png"), f.points, image=f.image) for i, f in enumerate(faces)]
-    out = tmp_path_factory.mktemp("data") / "cache"
-    prepare_cache(records, out, SCHEME, crop_size=96, progress=False)
-    return out
+    return synthetic_cache
 
 
 @pytest.fixture(autouse=True)

@@ -58,8 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v = p.add_argument_group("video")
     v.add_argument("--redetect-every", type=int, default=30, help="run the detector every N frames (default 30)")
     v.add_argument("--no-smooth", action="store_true", help="write raw points (no One Euro filter)")
-    v.add_argument("--min-cutoff", type=float, default=0.05, help="One Euro cutoff at rest, Hz (default 0.05)")
-    v.add_argument("--beta", type=float, default=80.0, help="One Euro speed coefficient, per face size/s (default 80)")
+    v.add_argument("--min-cutoff", type=float, default=1.0,
+                   help="One Euro cutoff at rest, Hz; lower = smoother (default 1)")
+    v.add_argument("--beta", type=float, default=10.0,
+                   help="One Euro speed coefficient, per face size/s; higher = less lag (default 10)")
     v.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro speed cutoff, Hz (default 1)")
     p.set_defaults(func=run_predict)
 

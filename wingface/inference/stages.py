@@ -8,7 +8,6 @@ crop pixels [N, L, 2].
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np

@@ -6,7 +6,9 @@ detector runs only on the first frame, every ``redetect_every`` frames (to pick 
 faces) and whenever a track is lost (the landmark box collapses, jumps in size or leaves
 the frame). Smoothing: a One Euro filter per face (Casiez, Roussel and Vogel, CHI 2012)
 whose speed term is measured in face sizes per second, so one setting suits every face
-size (as MediaPipe does; its face-landmark defaults are ours).
+size. The defaults cut typical jitter (about 0.5% of the face size per frame) about three
+times when the face is still, and let the cutoff rise to about 10 Hz at one face size per
+second, so moving faces lag by about 1.5% of their size at 30 fps.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class OneEuroParams:
         d_cutoff: cutoff frequency (Hz) of the speed estimate.
     """
 
-    min_cutoff: float = 0.05
-    beta: float = 80.0
+    min_cutoff: float = 1.0
+    beta: float = 10.0
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
