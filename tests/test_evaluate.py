@@ -94,3 +94,21 @@ def test_attribute_flags_become_breakdown_labels() -> None:
     rec = FaceRecord(Path("a.jpg"), np.zeros((68, 2), np.float32), subset="wflw-test",
                      attributes={"pose": 1, "blur": 0, "occluded": np.zeros(68, bool), "index": 3})
     assert face_labels(rec) == ["wflw-test", "pose"]
+
+
+def test_rotated_images_keep_points_on_their_pixels() -> None:
+    from wingface.evaluation.run import rotate_face
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[10, 20] = 255
+    rotated, points = rotate_face(image, np.array([[20.0, 10.0]], np.float32), 30.0)
+    y, x = np.unravel_index(rotated[..., 0].astype(float).argmax(), rotated.shape[:2])
+    assert abs(x - points[0, 0]) <= 1 and abs(y - points[0, 1]) <= 1
+    assert rotated.shape[0] >= 40 and rotated.shape[1] >= 60
+
+
+def test_rotated_evaluation_runs(synthetic_300w: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rot.json"
+    assert main(["evaluate", "--model", "mean-shape", "--data", str(synthetic_300w), "--rotate", "30",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["rotate_deg"] == 30.0

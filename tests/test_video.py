@@ -39,18 +39,18 @@ def test_one_euro_passes_the_first_sample_and_holds_a_constant():
 def test_one_euro_removes_jitter_but_follows_fast_motion():
     rng = np.random.default_rng(0)
     t = np.arange(300) / 30.0
-    still = 100 + rng.normal(0, 1.0, t.shape)
-    flt = OneEuroFilter(OneEuroParams(min_cutoff=0.5, beta=5.0))
+    still = 100 + rng.normal(0, 0.5, t.shape)  # 0.5% jitter on a 100-px face at 30 fps
+    flt = OneEuroFilter()
     smoothed = np.array([flt(np.array([v]), ti, scale=100.0)[0] for v, ti in zip(still, t)])
-    assert smoothed[30:].std() < 0.3 * still[30:].std()
+    assert smoothed[30:].std() < 0.5 * still[30:].std()
 
-    ramp = 100 + 300 * t  # 3 face sizes per second
+    ramp = 100 + 100 * t  # one face size per second
     lag = {}
-    for beta in (0.0, 5.0):
-        flt = OneEuroFilter(OneEuroParams(min_cutoff=0.5, beta=beta))
+    for beta in (0.0, OneEuroParams().beta):
+        flt = OneEuroFilter(OneEuroParams(beta=beta))
         out = np.array([flt(np.array([v]), ti, scale=100.0)[0] for v, ti in zip(ramp, t)])
         lag[beta] = float(np.abs(out - ramp)[150:].mean())
-    assert lag[5.0] < 0.2 * lag[0.0]  # the speed term is what removes the lag
+    assert lag[OneEuroParams().beta] < 2.5 < 0.2 * lag[0.0]  # the speed term removes the lag
 
 
 def test_one_euro_params_are_checked():

@@ -12,7 +12,6 @@ cascade of the same architecture stands in (its speed is the same; the JSON says
 from __future__ import annotations
 
 import json
-import os
 import platform
 import tempfile
 import time
@@ -26,6 +25,7 @@ import torch
 from ..geometry import box_from_points
 from ..inference.cascade import Cascade
 from ..inference.landmarker import Landmarker, default_model_path
+from ..inference.onnx_backend import available_cores
 from ..inference.stages import Stage, TorchBackend
 from ..models import LandmarkRegressor, create_model, flops_per_face, load_stages
 from ..schemes import get_scheme
@@ -167,7 +167,7 @@ def bench_predict(model: str | Path | None = None, *, batches: Sequence[int] = (
         peak_gflops: the machine's peak (all cores) to compare the batched throughput with.
     """
     source, models = _models(model, seed)
-    all_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    all_threads = available_cores()
     images, boxes = _synthetic_inputs(max(batches) * 2, seed)
     gflop = [flops_per_face(m) / 1e9 for m in models]
     rows = []

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="skip dataset recognition and use this format")
     p.add_argument("--boxes", choices=("gt", "detector"), default="gt",
                    help="gt: ground-truth landmark boxes; detector: end to end with the bundled detector")
+    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
+                   help="rotate every test image (and its annotation) by DEG degrees first")
     p.add_argument("--train-split", help="split the mean-shape baseline is fitted on (default: the training split)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu")
@@ -55,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"evaluate --strict: {data.skipped[0][0]}: {data.skipped[0][1]}")
     landmarker = _landmarker(args, reader)
     label = args.label or (args.model if args.model else "wingface (shipped)")
-    result = evaluate(landmarker, data.records, boxes=args.boxes)
+    result = evaluate(landmarker, data.records, boxes=args.boxes, rotate_deg=args.rotate)
     if result.failed and args.strict:
         raise ValueError(f"evaluate --strict: {result.failed[0][0]}: {result.failed[0][1]}")
     report = result.report(label=str(label), model=str(args.model), data=str(args.data), split=split,
-                           boxes=args.boxes, skipped_annotations=[list(s) for s in data.skipped])
+                           boxes=args.boxes, rotate_deg=args.rotate, skipped_annotations=[list(s) for s in data.skipped])
     _print_table(report)
     ced = args.ced or (args.json.with_suffix(".ced.png") if args.json else None)
     write_report(report, args.json, ced, result.errors("inter_ocular"), str(label))

@@ -12,9 +12,10 @@ Outputs go to ``--out`` (default ``wingface-out``), each written atomically:
 
     {"photos/a.jpg": [[x0, y0, x1, y1], ...], "b.png": [[...]]}
 
-A key matches an image by its path as found (``photos/a.jpg``), its path under the folder
-given, or its file name. Listed images skip the detector (an empty list means no face);
-the others are run through the detector (or fail with ``--detector none``).
+A key matches an image whose path ends with it (``/data/photos/a.jpg`` matches
+``photos/a.jpg`` and ``a.jpg``); the longest matching key wins. Listed images skip the
+detector (an empty list means no face); the others go through the detector (or fail with
+``--detector none``). Keys that match no image are reported.
 
 A bad item (unreadable image or video, frame that fails to decode, output that cannot be
 written) is reported by name and the rest go on; the exit code is 1 if anything failed
@@ -26,13 +27,10 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-
-log = logging.getLogger(__name__)
 
 GLOB_CHARS = set("*?[")
 
@@ -42,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..detection import DETECTOR_NAMES
 
     p = sub.add_parser("predict", help="landmarks for images, folders and videos",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.split("\n\n", 1)[1].replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), globs "
                    "(quote them) or video files")
     p.add_argument("--out", type=Path, default=Path("wingface-out"), help="output folder (default wingface-out)")
@@ -183,15 +181,18 @@ def read_boxes(path: Path) -> dict[str, Any]:
             array = array.reshape(0, 4)
         if array.ndim != 2 or array.shape[1] != 4:
             raise ValueError(f"--boxes {path}: {key!r}: expected a list of [x0, y0, x1, y1] boxes, got {value!r}")
-        boxes[key] = array
+        boxes[Path(key).as_posix()] = array
     return boxes
 
 
 def _boxes_for(item: Item, boxes: dict[str, Any], used: set[str]) -> Any:
-    for key in (str(item.path), item.path.as_posix(), item.rel, item.path.name):
-        if key in boxes:
-            used.add(key)
-            return boxes[key]
+    """The boxes of the longest key that the image's path (as given, or absolute) ends with."""
+    for parts in (item.path.parts, item.path.resolve().parts):
+        for k in range(len(parts)):
+            key = Path(*parts[k:]).as_posix()
+            if key in boxes:
+                used.add(key)
+                return boxes[key]
     return None
 
 
@@ -343,8 +344,8 @@ def _run_images(items: list[Item], landmarker, boxes: dict[str, Any], args, repo
             bar.update(len(chunk))
     unused = sorted(set(boxes) - used)
     if unused:
-        log.warning("--boxes: %d entr%s matched no image: %s", len(unused), "y" if len(unused) == 1 else "ies",
-                    ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""))
+        print(f"wingface predict: --boxes: {len(unused)} key(s) matched no image: "
+              + ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""), file=sys.stderr)
     return rows
 
 

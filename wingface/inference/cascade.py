@@ -3,6 +3,11 @@
 With a CNN-6 then a CNN-7 stage this is the paper's two-stage CNN-6/7 framework: stage 1's
 points remove the in-plane rotation and correct the box, stage 2 refines in that frame. Any
 models can be chained, and a refinement stage may be repeated.
+
+Stage 1 is trained on upright boxes with limited rotation jitter. When its points show the
+face rolled by more than ``derotate_deg`` (the angle of the line between the eye centres),
+stage 1 runs once more on a square turned by that roll, so strongly rotated faces (60
+degrees, a head on its side) reach stage 2 nearly upright.
 """
 
 from __future__ import annotations
@@ -12,14 +17,38 @@ from typing import Sequence
 import numpy as np
 
 from ..augmentation import Squares
+from ..geometry import apply_affine, box_center, box_from_points, box_size, rotation_about
 from ..schemes import LandmarkScheme
 from .stages import Stage
 
 
-class Cascade:
-    """Stages run in order; the first must crop from boxes (``crop == "box"``)."""
+def eye_line_roll(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
+    """[N, L, 2] points -> [N] roll in radians (counter-clockwise on screen) of the line from
+    the subject's right eye centre to the left one (horizontal in an upright face)."""
+    right, left = (points[:, list(s)].mean(1) for s in scheme.inter_pupil)
+    v = left - right
+    return np.arctan2(-v[:, 1], v[:, 0])
 
-    def __init__(self, stages: Sequence[Stage], repeat_last: int = 1) -> None:
+
+def upright_squares(points: np.ndarray, roll: np.ndarray) -> Squares:
+    """Landmark-box squares of shapes [N, L, 2] measured in their own upright frame (turned by -roll)."""
+    center0 = points.mean(1)
+    upright = apply_affine(rotation_about(center0, -roll), points)
+    box = box_from_points(upright)
+    center = apply_affine(rotation_about(center0, roll), box_center(box)[:, None])[:, 0]
+    return Squares(center, box_size(box).max(-1), roll)
+
+
+class Cascade:
+    """Stages run in order; the first must crop from boxes (``crop == "box"``).
+
+    Args:
+        stages: the models, stage 1 first.
+        repeat_last: how many times the last stage runs (refinement).
+        derotate_deg: roll beyond which stage 1 runs again on a turned square; None: never.
+    """
+
+    def __init__(self, stages: Sequence[Stage], repeat_last: int = 1, derotate_deg: float | None = 15.0) -> None:
         if not stages:
             raise ValueError("a cascade needs at least one stage")
         if stages[0].spec.crop != "box":
@@ -30,6 +59,7 @@ class Cascade:
         if repeat_last < 1:
             raise ValueError(f"repeat_last must be >= 1, got {repeat_last}")
         self.stages = list(stages) + [stages[-1]] * (repeat_last - 1)
+        self.derotate = None if derotate_deg is None else np.radians(derotate_deg)
 
     @property
     def scheme(self) -> LandmarkScheme:
@@ -37,8 +67,21 @@ class Cascade:
 
     def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
         """Landmarks [N_i, L, 2] per image from landmark-box squares (centre, side, angle) per face."""
-        points: list[np.ndarray] | None = None
-        for stage in self.stages:
-            stage_squares = [stage.squares(sq, None if points is None else points[i]) for i, sq in enumerate(squares)]
-            points = stage.run(images, stage_squares)
-        return points  # type: ignore[return-value]
+        first = self.stages[0]
+        points = first.run(images, [first.squares(sq, None) for sq in squares])
+        if self.derotate is not None:
+            points = self._derotated(images, squares, points)
+        for stage in self.stages[1:]:
+            points = stage.run(images, [stage.squares(sq, p) for sq, p in zip(squares, points)])
+        return points
+
+    def _derotated(self, images, squares, points: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 1 again, on turned squares, for the faces whose roll exceeds the threshold."""
+        first = self.stages[0]
+        turned = [upright_squares(p, eye_line_roll(p, self.scheme)) for p in points]
+        redo = [np.abs(np.angle(np.exp(1j * (t.angle - sq.angle)))) > self.derotate if len(p) else np.zeros(0, bool)
+                for t, sq, p in zip(turned, squares, points)]
+        if not any(r.any() for r in redo):
+            return points
+        again = first.run(images, [first.squares(t, None) for t in turned])
+        return [np.where(r[:, None, None], a, p) for r, a, p in zip(redo, again, points)]

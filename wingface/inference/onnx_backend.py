@@ -7,19 +7,25 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..models import ModelSpec
-from .stages import Stage
+from .stages import Stage, run_in_chunks
 
 # Kept literal (not imported from wingface.export) so inference needs no export machinery.
 FORMAT = "wingface-onnx"
 VERSION = 1
 MANIFEST = "manifest.json"
 SPEC_METADATA_KEY = "wingface_spec"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (what onnxruntime uses by default)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class OnnxBackend:
@@ -46,11 +52,14 @@ class OnnxBackend:
             raise ValueError(f"{path}: not a loadable ONNX model: {type(err).__name__}: {str(err)[:200]}") from None
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name
+        self.threads = threads or available_cores()
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, 2]."""
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(crops, dtype=np.float32)})[0]
-        return out.astype(np.float64)
+        return run_in_chunks(self._run, np.ascontiguousarray(crops, dtype=np.float32), self.threads)
+
+    def _run(self, crops: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: crops})[0].astype(np.float64)
 
 
 def load_onnx_stages(path: str | Path, threads: int | None = None) -> list[Stage]:

@@ -19,6 +19,19 @@ from ..models import LandmarkRegressor, ModelSpec
 
 Backend = Callable[[np.ndarray], np.ndarray]
 
+# Faces per network call: about 64k input pixels per thread keeps the first feature maps in
+# cache (measured on one thread: CNN-7 at 128 px runs 15-30% faster per face in calls of 4
+# faces than of 32; CNN-6 at 64 px is best near 16).
+CACHE_PIXELS_PER_THREAD = 65536
+
+
+def run_in_chunks(network: Backend, crops: np.ndarray, threads: int) -> np.ndarray:
+    """``network`` over crops [N, 3, S, S] in cache-sized calls; outputs concatenated on axis 0."""
+    step = max(1, CACHE_PIXELS_PER_THREAD // (crops.shape[-1] * crops.shape[-2])) * max(1, threads)
+    if len(crops) <= step:
+        return network(crops)
+    return np.concatenate([network(crops[i:i + step]) for i in range(0, len(crops), step)])
+
 
 class TorchBackend:
     """Runs a `LandmarkRegressor` in inference mode; returns crop pixels [N, L, 2] float64."""
@@ -27,8 +40,14 @@ class TorchBackend:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
 
-    @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, 2]."""
+        if self.device.type != "cpu":
+            return self._run(crops)
+        return run_in_chunks(self._run, crops, torch.get_num_threads())
+
+    @torch.inference_mode()
+    def _run(self, crops: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last)
         return self.model.codec.decode(self.model(x)).double().cpu().numpy()
 

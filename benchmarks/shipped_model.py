@@ -1,0 +1,85 @@
+"""Reproduce the shipped CNN-6/7 cascade end to end, resumably, and evaluate it.
+
+    python benchmarks/shipped_model.py [--data ../shared/data/300w-subset] [--work runs/shipped]
+
+Steps (each skipped when its output exists; a killed training step resumes from last.pt):
+1. prepare the 300w-train cache;
+2. train stage 1 (configs/300w-cnn6.yaml);
+3. measure stage 1's residuals in the aligned frame (stage-2 crop jitter);
+4. train stage 2 (configs/300w-cnn7-stage2.yaml with the measured jitter);
+5. build the half-precision cascade file;
+6. evaluate on 300w-common: gt boxes, detector boxes, and gt boxes at 30 and 60 degrees.
+Results go to WORK/results/*.json; the model to WORK/wingface-300w-cnn6-cnn7.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def step(name: str, done: Path, command: list[str]) -> None:
+    """Run ``wingface COMMAND`` unless ``done`` exists; stop the whole run on failure."""
+    if done.exists():
+        print(f"[skip] {name}: {done} exists")
+        return
+    print(f"[run ] {name}: wingface {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    code = subprocess.call([sys.executable, "-m", "wingface.cli.main", *command], cwd=REPO)
+    if code:
+        sys.exit(f"{name} failed with exit code {code}")
+    print(f"[done] {name} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def train(name: str, config: str, out: Path, overrides: list[str]) -> None:
+    """Train, or resume an interrupted run in ``out``."""
+    if (out / "best.pt").exists() and not (out / "last.pt").exists():
+        print(f"[skip] {name}: {out}/best.pt exists")
+        return
+    if (out / "last.pt").exists():
+        import torch
+
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+        if state["epoch"] >= state["config"]["epochs"]:
+            print(f"[skip] {name}: finished")
+            return
+        step(f"{name} (resume)", Path("/nonexistent"), ["train", "--resume", str(out), "--no-progress"])
+        return
+    step(name, Path("/nonexistent"), ["train", config, f"out={out}", *overrides, "--no-progress"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "300w-subset"))
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "shipped")
+    args = parser.parse_args()
+    work, results = args.work, args.work / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    cache = work / "cache-300w-train"
+    step("prepare", cache / "meta.json", ["prepare", args.data, "--split", "300w-train", "--out", str(cache)])
+    stage1, stage2 = work / "stage1-cnn6", work / "stage2-cnn7"
+    train("stage 1", "configs/300w-cnn6.yaml", stage1, [f"data={cache}"])
+    residuals = results / "stage1_residuals.json"
+    step("residuals", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"), "--data", str(cache),
+                                  "--json", str(residuals)])
+    jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
+    train("stage 2", "configs/300w-cnn7-stage2.yaml", stage2, [f"data={cache}", *(f"{k}={v}" for k, v in jitter.items())])
+    cascade = work / "wingface-300w-cnn6-cnn7.pt"
+    step("cascade", cascade, ["cascade", "build", str(stage1 / "best.pt"), str(stage2 / "best.pt"), "--half",
+                              "--out", str(cascade)])
+    for name, extra in [("gt", []), ("detector", ["--boxes", "detector"]), ("gt_rot30", ["--rotate", "30"]),
+                        ("gt_rot60", ["--rotate", "60"]), ("stage1_gt", ["--model", str(stage1 / "best.pt")])]:
+        out = results / f"common_{name}.json"
+        model = [] if "--model" in extra else ["--model", str(cascade)]
+        step(f"evaluate {name}", out, ["evaluate", *model, "--data", args.data, "--split", "300w-common",
+                                       *extra, "--json", str(out)])
+
+
+if __name__ == "__main__":
+    main()
