@@ -203,8 +203,6 @@ def test_missing_and_corrupt_model_files(tmp_path, cascade_file):
         Landmarker(42)
 
 
-@pytest.mark.xfail(reason="torch.load raises OSError on a truncated zip; models/checkpoint.py "
-                          "_LOAD_ERRORS does not list it yet", raises=OSError)
 def test_truncated_model_file(tmp_path, cascade_file):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(cascade_file.read_bytes()[:5000])
@@ -215,6 +213,8 @@ def test_truncated_model_file(tmp_path, cascade_file):
 def test_onnx_folder_with_torch_backend_says_which_backend(tmp_path):
     (tmp_path / "export").mkdir()
     with pytest.raises(ValueError, match="backend='onnx'"):
+        Landmarker(tmp_path / "export", backend="torch")
+    with pytest.raises(FileNotFoundError, match="ONNX export not found"):  # a folder means ONNX
         Landmarker(tmp_path / "export")
     with pytest.raises(ValueError, match="did you mean"):
         Landmarker(tmp_path / "export", backend="onxx")

@@ -70,7 +70,7 @@ def test_landmarker_gives_the_same_points_with_both_backends(export_dir, cascade
     boxes = [[box_from_points(f.points)] for f in faces]
     by_torch = Landmarker(cascade_file, detector=None).predict_batch(images, boxes)
     by_onnx = Landmarker(export_dir, detector=None, backend="onnx", threads=1).predict_batch(images, boxes)
-    by_manifest = Landmarker(export_dir / MANIFEST, detector=None, backend="onnx").predict_batch(images, boxes)
+    by_manifest = Landmarker(export_dir / MANIFEST, detector=None).predict_batch(images, boxes)  # backend by path
     for t, o, m in zip(by_torch, by_onnx, by_manifest):
         assert np.abs(t[0].points - o[0].points).max() < 0.01
         np.testing.assert_allclose(o[0].points, m[0].points, atol=1e-9)
@@ -134,3 +134,18 @@ def test_cli_export(cascade_file, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
     assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_bench_predict_smoke(tmp_path, capsys):
+    """The benchmark runs end to end and reports every combination (its numbers are not checked)."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "predict", "--seconds", "0.01", "--batch", "1", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    combos = {(r["backend"], r["threads"], r["batch"]) for r in result["rows"]}
+    threads = {1, result["threads_all"]}
+    assert combos == {(b, t, n) for b in ("torch", "onnxruntime") for t in threads for n in (1, 2)}
+    assert all(len(r["network_ms_per_face"]) == 2 for r in result["rows"])
+    assert set(result["detector_ms_per_640x480"]) == {"default", "yunet"}
+    assert result["best_batched_float"]["backend"] in ("torch", "onnxruntime")
+    if result["random_init"]:
+        assert "not installed" in result["model"]

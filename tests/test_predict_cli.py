@@ -147,7 +147,7 @@ def test_onnx_backend_through_the_cli(folder, model, tmp_path):
     assert main(["export", str(model), "--out", str(export)]) == 0
     out_t, out_o = tmp_path / "t", tmp_path / "o"
     _run(str(folder / "a.jpg"), "--model", str(model), "--out", str(out_t))
-    _run(str(folder / "a.jpg"), "--model", str(export), "--backend", "onnx", "--out", str(out_o))
+    _run(str(folder / "a.jpg"), "--model", str(export), "--out", str(out_o))  # onnx: chosen by the path
     pt = json.loads((out_t / "a.json").read_text())["faces"][0]["points"]
     po = json.loads((out_o / "a.json").read_text())["faces"][0]["points"]
     assert np.abs(np.array(pt) - np.array(po)).max() < 0.01

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..detection import DETECTOR_NAMES
 
     p = sub.add_parser("predict", help="landmarks for images, folders and videos",
-                       description=__doc__.split("\n\n", 1)[1].replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.split("\n\n", 1)[1].replace("``", ""),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), globs "
                    "(quote them) or video files")
     p.add_argument("--out", type=Path, default=Path("wingface-out"), help="output folder (default wingface-out)")
@@ -73,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint/cascade .pt or ONNX export folder (default: the shipped model)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--backend", choices=("torch", "onnx"),
+                   help="default: onnx for an ONNX export folder, torch for a .pt file")
     p.add_argument("--device", default="cpu", help="PyTorch device (cpu, cuda)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all)")
     p.add_argument("--refine", type=int, default=1, help="times the last (aligned) stage runs (default 1)")
@@ -81,12 +83,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Item:
-    """One input: its path, output name (relative, no suffix) and kind (``image`` or ``video``)."""
+    """One input: its path, its output name (no suffix), its kind (``image`` or ``video``) and
+    its path under the folder given on the command line (its name in landmarks.csv)."""
 
     path: Path
     name: str
     kind: str
-    rel: str = ""
+    rel: str
 
 
 @dataclass
@@ -279,7 +282,7 @@ def _landmarker(args: argparse.Namespace, detector: str | None):
     if args.model is None and not default_model_path().exists():
         raise FileNotFoundError(f"the shipped model is not installed yet (expected {default_model_path()}); "
                                 "pass --model FILE (a .pt checkpoint/cascade or an ONNX export folder)")
-    if args.threads is not None and args.backend == "torch":
+    if args.threads is not None:  # onnxruntime gets it per session; torch only process-wide
         import torch
 
         torch.set_num_threads(args.threads)

@@ -52,7 +52,8 @@ class Landmarker:
         detector: a detector name (``default``, ``blazeface``, ``yunet``, ``yunet-first``), a
             `wingface.detection.FaceDetector`, or None to require boxes.
         device: ``cpu`` or ``cuda`` (PyTorch backend).
-        backend: ``torch`` or ``onnx``.
+        backend: ``torch``, ``onnx``, or None: ``onnx`` for an ONNX export folder or file,
+            ``torch`` for a ``.pt`` file.
         refine: how many times the last (aligned) stage runs.
         threads: onnxruntime intra-op threads (``onnx`` backend; None: all cores). The
             PyTorch backend follows ``torch.set_num_threads``.
@@ -67,7 +68,7 @@ class Landmarker:
     """
 
     def __init__(self, model: str | Path | None = None, detector: Any = "default", *, device: str = "cpu",
-                 backend: str = "torch", refine: int = 1, threads: int | None = None,
+                 backend: str | None = None, refine: int = 1, threads: int | None = None,
                  scheme: str | None = None) -> None:
         if model is not None and not isinstance(model, (str, Path)):
             raise TypeError(f"model: expected a path or None, got {type(model).__name__}")

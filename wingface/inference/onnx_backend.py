@@ -85,7 +85,8 @@ def load_onnx_stages(path: str | Path, threads: int | None = None) -> list[Stage
         onnx_file = path.parent / entry["file"]
         if not onnx_file.is_file():
             raise FileNotFoundError(f"{source}: ONNX file not found: {onnx_file}")
-        stages.append(Stage(ModelSpec.from_dict(entry["spec"], source=f"{source}: spec"), OnnxBackend(onnx_file, threads)))
+        spec = ModelSpec.from_dict(entry["spec"], source=f"{source}: spec")
+        stages.append(Stage(spec, OnnxBackend(onnx_file, threads)))
     return stages
 
 

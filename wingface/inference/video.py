@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_path
+from ..detection import pairwise_iou
 from ..geometry import box_from_points, box_size
 from .drawing import draw_faces
 from .results import Face
@@ -159,7 +160,7 @@ class FaceTracker:
         current = [box_from_points(tr.points) for tr in self.tracks]
         for face in self.landmarker.predict(frame):
             box = box_from_points(face.points)
-            if current and max(_iou(box, c) for c in current) >= MATCH_IOU:
+            if current and pairwise_iou(box[None], np.array(current)).max() >= MATCH_IOU:
                 continue
             flt = OneEuroFilter(self.smoothing) if self.smoothing is not None else None
             self.tracks.append(Track(self._next_id, face.points, face.score, flt, face.angle))
@@ -184,19 +185,12 @@ def _plausible(points: np.ndarray, previous: np.ndarray, width: int, height: int
             and -0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    wh = (np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2])).clip(0)
-    inter = wh[0] * wh[1]
-    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _dedupe(tracks: list[Track]) -> list[Track]:
     """Tracks that drifted onto the same face: keep the oldest (lowest id)."""
     kept: list[Track] = []
     for tr in sorted(tracks, key=lambda t: t.id):
-        box = box_from_points(tr.points)
-        if all(_iou(box, box_from_points(k.points)) < 0.5 for k in kept):
+        box = box_from_points(tr.points)[None]
+        if not kept or pairwise_iou(box, np.array([box_from_points(k.points) for k in kept])).max() < 0.5:
             kept.append(tr)
     return kept
 
@@ -225,22 +219,26 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, float, int]:
 
 
 def read_frames(cap: cv2.VideoCapture, count: int, max_failures: int = 10) -> Iterator[tuple[int, np.ndarray | None]]:
-    """(index, RGB uint8 frame or None when it failed to decode) until the stream ends.
+    """(index, RGB uint8 frame, or None for a frame that failed to decode) until the stream ends.
 
-    A read failure before the known frame count is a failed frame; reading goes on until
-    ``max_failures`` failures in a row.
+    Reading goes on past a failed read while the known frame ``count`` is not reached, up to
+    ``max_failures`` failures in a row. Failures are reported only when a good frame follows
+    them: frame counts from container headers are often a little high, so failures at the
+    end are the end of the stream.
     """
-    index, failures = 0, 0
+    index, pending = 0, []
     while True:
         ok, frame = cap.read()
-        if not ok:
-            if index >= count or failures >= max_failures:
-                return
-            failures += 1
-            yield index, None
-        else:
-            failures = 0
+        if ok:
+            yield from ((i, None) for i in pending)
+            pending = []
             yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        elif index >= count or len(pending) >= max_failures:
+            if pending:
+                log.debug("stream ended with %d unreadable frame(s) at %d", len(pending), pending[0])
+            return
+        else:
+            pending.append(index)
         index += 1
 
 

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FORMAT = "wingface-checkpoint"
 VERSION = 1
 # What torch.load raises on truncated, empty or foreign files.
-_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, IndexError, ValueError, UnicodeDecodeError,
+_LOAD_ERRORS = (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, UnicodeDecodeError,
                 pickle.UnpicklingError)
 # Exact types: subclasses such as numpy.float64 pass isinstance(float) but fail weights-only loading.
 _SCALARS = (str, int, float, bool, type(None))
