@@ -17,7 +17,7 @@ from wingface.bench.predict_speed import random_cascade, reference_mean_shape
 from wingface.data.images import read_image
 from wingface.data.synthetic import synthetic_faces
 from wingface.geometry import box_from_points
-from wingface.inference.landmarker import Landmarker, default_model_path
+from wingface.inference.landmarker import Landmarker
 from wingface.models import create_model, save_cascade, save_checkpoint
 from wingface.schemes import get_scheme
 
@@ -220,11 +220,26 @@ def test_onnx_folder_with_torch_backend_says_which_backend(tmp_path):
         Landmarker(tmp_path / "export", backend="onxx")
 
 
-def test_default_model_missing_is_a_clear_error():
-    if default_model_path().exists():
-        pytest.skip("the shipped model is installed")
+def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    import wingface.inference.landmarker as module
+
+    monkeypatch.setattr(module, "default_model_path", lambda: tmp_path / "absent.pt")
     with pytest.raises(FileNotFoundError, match="shipped model is not installed"):
         Landmarker()
+
+
+def test_shipped_model_finds_the_astronaut(astronaut):
+    """The shipped cascade and the bundled detector, through the three-line API."""
+    faces = Landmarker().predict(astronaut)
+    assert len(faces) == 1 and faces[0].points.shape == (68, 2)
+    face = faces[0]
+    x0, y0, x1, y1 = face.box
+    inside = (face.points[:, 0] > x0 - 0.2 * (x1 - x0)) & (face.points[:, 0] < x1 + 0.2 * (x1 - x0))
+    assert inside.all()
+    right_eye, left_eye = face.points[36:42].mean(0), face.points[42:48].mean(0)
+    nose, mouth = face.points[30], face.points[48:68].mean(0)
+    assert right_eye[0] < nose[0] < left_eye[0]  # the subject's right eye is on the image's left
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1] < face.points[8, 1]  # eyes, nose, mouth, chin
 
 
 def test_other_scheme_models(tmp_path, cascade_file):

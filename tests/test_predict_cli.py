@@ -14,7 +14,7 @@ import torch
 
 from wingface.bench.predict_speed import random_cascade
 from wingface.cli.main import main
-from wingface.inference.landmarker import Landmarker, default_model_path
+from wingface.inference.landmarker import Landmarker
 from wingface.models import save_cascade
 
 FACE_BOX = [89.0, 35.0, 135.0, 88.0]  # the astronaut's face in the 256-px copy
@@ -159,6 +159,12 @@ def test_demo(model, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "1 face(s), 68 landmarks" in printed and str(out / "astronaut.landmarks.png") in printed
     assert len(json.loads((out / "astronaut.json").read_text())["faces"]) == 1
-    if not default_model_path().exists():
-        assert main(["demo", "--out", str(out)]) == 2
-        assert "shipped model is not installed" in capsys.readouterr().err
+
+
+
+def test_demo_without_the_shipped_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import wingface.inference.landmarker as module
+
+    monkeypatch.setattr(module, "default_model_path", lambda: tmp_path / "absent.pt")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    assert "shipped model is not installed" in capsys.readouterr().err

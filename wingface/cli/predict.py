@@ -277,11 +277,8 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def _landmarker(args: argparse.Namespace, detector: str | None):
-    from ..inference.landmarker import Landmarker, default_model_path
+    from ..inference.landmarker import Landmarker
 
-    if args.model is None and not default_model_path().exists():
-        raise FileNotFoundError(f"the shipped model is not installed yet (expected {default_model_path()}); "
-                                "pass --model FILE (a .pt checkpoint/cascade or an ONNX export folder)")
     if args.threads is not None:  # onnxruntime gets it per session; torch only process-wide
         import torch
 

@@ -48,6 +48,8 @@ class Cascade:
         derotate_deg: roll beyond which stage 1 runs again on a turned square; None: never.
     """
 
+    DEROTATE_PASSES = 3  # a face rolled past stage 1's training range needs two or three turns
+
     def __init__(self, stages: Sequence[Stage], repeat_last: int = 1, derotate_deg: float | None = 15.0) -> None:
         if not stages:
             raise ValueError("a cascade needs at least one stage")
@@ -69,19 +71,24 @@ class Cascade:
         """Landmarks [N_i, L, 2] per image from landmark-box squares (centre, side, angle) per face."""
         first = self.stages[0]
         points = first.run(images, [first.squares(sq, None) for sq in squares])
-        if self.derotate is not None:
-            points = self._derotated(images, squares, points)
+        for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
+            squares, points, changed = self._derotated(images, squares, points)
+            if not changed:
+                break
         for stage in self.stages[1:]:
             points = stage.run(images, [stage.squares(sq, p) for sq, p in zip(squares, points)])
         return points
 
-    def _derotated(self, images, squares, points: list[np.ndarray]) -> list[np.ndarray]:
-        """Stage 1 again, on turned squares, for the faces whose roll exceeds the threshold."""
+    def _derotated(self, images, squares, points):
+        """Stage 1 again, on turned squares, for the faces whose roll differs from their square's
+        by more than the threshold; returns (squares, points, whether any face was redone)."""
         first = self.stages[0]
         turned = [upright_squares(p, eye_line_roll(p, self.scheme)) for p in points]
         redo = [np.abs(np.angle(np.exp(1j * (t.angle - sq.angle)))) > self.derotate if len(p) else np.zeros(0, bool)
                 for t, sq, p in zip(turned, squares, points)]
         if not any(r.any() for r in redo):
-            return points
+            return squares, points, False
         again = first.run(images, [first.squares(t, None) for t in turned])
-        return [np.where(r[:, None, None], a, p) for r, a, p in zip(redo, again, points)]
+        squares = [Squares(np.where(r[:, None], t.center, sq.center), np.where(r, t.side, sq.side),
+                           np.where(r, t.angle, sq.angle)) for r, t, sq in zip(redo, turned, squares)]
+        return squares, [np.where(r[:, None, None], a, p) for r, a, p in zip(redo, again, points)], True
