@@ -88,7 +88,14 @@ class Cascade:
                 for t, sq, p in zip(turned, squares, points)]
         if not any(r.any() for r in redo):
             return squares, points, False
-        again = first.run(images, [first.squares(t, None) for t in turned])
-        squares = [Squares(np.where(r[:, None], t.center, sq.center), np.where(r, t.side, sq.side),
-                           np.where(r, t.angle, sq.angle)) for r, t, sq in zip(redo, turned, squares)]
-        return squares, [np.where(r[:, None, None], a, p) for r, a, p in zip(redo, again, points)], True
+        # Only the rolled faces go through stage 1 again.
+        again = first.run(images, [first.squares(Squares(t.center[r], t.side[r], t.angle[r]), None)
+                                   for r, t in zip(redo, turned)])
+        new_squares, new_points = [], []
+        for r, t, sq, p, a in zip(redo, turned, squares, points, again):
+            p = p.copy()
+            p[r] = a
+            new_points.append(p)
+            new_squares.append(Squares(np.where(r[:, None], t.center, sq.center), np.where(r, t.side, sq.side),
+                                       np.where(r, t.angle, sq.angle)))
+        return new_squares, new_points, True
