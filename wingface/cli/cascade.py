@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--data", required=True, help="training cache (wingface prepare) the stage was trained on")
     r.add_argument("--val-fraction", type=float, default=0.1, help="as in training (default 0.1)")
     r.add_argument("--split-seed", type=int, default=0, help="as in training (default 0)")
+    r.add_argument("--margin", type=float, default=0.25, help="stage 2's box margin (default 0.25)")
     r.add_argument("--json", type=Path, help="write the measurement here")
     r.set_defaults(func=run_residuals)
     b = verbs.add_parser("build", help="chain checkpoints (stage 1 first) into one cascade file")
@@ -28,11 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_residuals(args: argparse.Namespace) -> int:
     from ..atomic import write_text_atomic
     from ..augmentation import AugmentConfig, BatchAugmenter
+    from ..config import from_dict
     from ..data.cache import load_cache
     from ..models import load_checkpoint
     from ..training.config import TrainConfig
     from ..training.pipeline import TrainData, reference_shape
-    from ..config import from_dict
+    from ..training.residuals import measure_frame_residuals
 
     cache = load_cache(args.data)
     loaded = load_checkpoint(args.model, expect_scheme=cache.scheme)
@@ -41,12 +43,10 @@ def run_residuals(args: argparse.Namespace) -> int:
     augment = from_dict(TrainConfig, train_cfg).augment if train_cfg else AugmentConfig()
     augmenter = BatchAugmenter(augment, cache.scheme, spec.input_size, margin=spec.box_margin)
     data = TrainData(cache, augmenter, val_fraction=args.val_fraction, split_seed=args.split_seed, pdb_bins=None)
-    from ..training.residuals import measure_frame_residuals
-
     reference = reference_shape(cache.points[data.train_idx])
     result = {}
     for jitter in (False, True):
-        res = measure_frame_residuals(loaded.model, data, reference, margin=0.25, train_jitter=jitter)
+        res = measure_frame_residuals(loaded.model, data, reference, margin=args.margin, train_jitter=jitter)
         result["training_jitter" if jitter else "clean"] = {**res.to_dict(), "stage2_overrides": res.jitter_overrides()}
     print(json.dumps(result, indent=1))
     overrides = result["training_jitter"]["stage2_overrides"]

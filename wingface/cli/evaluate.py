@@ -31,7 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _landmarker(args, reader):
-    from ..detection import create_detector
     from ..inference.cascade import Cascade
     from ..inference.landmarker import Landmarker
     from ..inference.stages import Stage, TorchBackend
@@ -43,7 +42,7 @@ def _landmarker(args, reader):
     train = reader.read(args.train_split or reader.default_train_split)
     model = fit_mean_shape(np.stack([r.points for r in train.records]), reader.scheme)
     cascade = Cascade([Stage(model.spec, TorchBackend(model))])
-    return Landmarker.from_cascade(cascade, detector=create_detector() if detector else None)
+    return Landmarker.from_cascade(cascade, detector=detector)
 
 
 def run(args: argparse.Namespace) -> int:
