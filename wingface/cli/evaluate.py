@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
                    help="rotate every test image (and its annotation) by DEG degrees first")
     p.add_argument("--train-split", help="split the mean-shape baseline is fitted on (default: the training split)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for an ONNX export, torch otherwise")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--ced", type=Path, help="CED plot PNG (default: beside --json)")
