@@ -229,3 +229,15 @@ def test_info_verb(tmp_path, capsys) -> None:
     assert main(["info", "resnet5"]) == 2
     assert "did you mean 'resnet50'" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nope.pt")]) == 2
+
+
+def test_info_describes_each_stage_of_a_cascade(tmp_path, capsys) -> None:
+    from wingface.cli.main import main
+    from wingface.models import save_cascade
+
+    first = create_model("cnn6", IBUG)
+    second = create_model("mean-shape", IBUG, crop="aligned", reference=np.zeros((68, 2)) + np.arange(68)[:, None])
+    path = save_cascade(tmp_path / "cascade.pt", [first, second])
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1 of 2" in out and "stage 2 of 2" in out and "aligned" in out

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..models import (
-    ARCHITECTURES, LandmarkRegressor, count_parameters, create_model, flops_per_face, load_checkpoint,
+    ARCHITECTURES, LandmarkRegressor, count_parameters, create_model, flops_per_face, load_stages,
 )
 from ..schemes import get_scheme
 
@@ -30,14 +30,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build or load the model named by ``args.model`` and print its description."""
     extra = None
-    if _is_path(args.model):
-        loaded = load_checkpoint(args.model)
-        model, extra, source = loaded.model, loaded.extra, f"checkpoint {args.model}"
+    if _is_path(args.model):  # a single checkpoint or a cascade file (one section per stage)
+        stages = load_stages(args.model)
+        models, extra = [s.model for s in stages], stages[0].extra
+        sources = [f"checkpoint {args.model}" + (f", stage {i + 1} of {len(stages)}" if len(stages) > 1 else "")
+                   for i in range(len(stages))]
     else:  # an unknown name gets "did you mean" from create_model
-        model = create_model(args.model, get_scheme(args.scheme), input_size=args.input_size)
-        source = "architecture (untrained)"
-    for key, value in describe(model, source).items():
-        print(f"{key:<14} {value}")
+        models = [create_model(args.model, get_scheme(args.scheme), input_size=args.input_size)]
+        sources = ["architecture (untrained)"]
+    for model, source in zip(models, sources):
+        for key, value in describe(model, source).items():
+            print(f"{key:<14} {value}")
+        print()
     if extra:
         print("extra:")
         for key, value in _flatten(extra):
@@ -61,6 +65,7 @@ def describe(model: LandmarkRegressor, source: str) -> dict[str, str]:
         "input size": f"{spec.input_size} x {spec.input_size} px",
         "output unit": f"{spec.output_unit} ({spec.codec.pixels_per_unit:g} px per unit)",
         "box margin": f"{spec.box_margin:g}",
+        "crop": spec.crop,
         "batch norm": "yes" if spec.batch_norm else "no",
         "pixel mean": ", ".join(f"{v:g}" for v in spec.pixel_mean),
         "pixel std": ", ".join(f"{v:g}" for v in spec.pixel_std),
