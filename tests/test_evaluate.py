@@ -24,7 +24,7 @@ def _baseline(root: Path) -> Landmarker:
     reader = open_dataset(root)
     train = reader.read("300w-train").records
     model = fit_mean_shape(np.stack([r.points for r in train]), reader.scheme)
-    return Landmarker.from_cascade(Cascade([Stage(model.spec, TorchBackend(model))]), detector=None)
+    return Landmarker(Cascade([Stage(model.spec, TorchBackend(model))]), detector=None)
 
 
 def test_mean_shape_report_has_the_paper_figures(synthetic_300w: Path, tmp_path: Path, capsys) -> None:

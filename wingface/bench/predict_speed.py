@@ -85,7 +85,7 @@ def _measure(stages: Sequence[Stage], gflop: Sequence[float], images: list[np.nd
     """ms per face of each stage (wall and network) and of the whole call, at ``batch`` faces per
     call, and the networks' GFLOP/s (``gflop`` per crop of each stage, times the crops run)."""
     timed = [_TimedStage(s) for s in stages]
-    landmarker = Landmarker.from_cascade(Cascade(timed), detector=None)
+    landmarker = Landmarker(Cascade(timed), detector=None)
     calls = [(images[i:i + batch], boxes[i:i + batch]) for i in range(0, len(images) - batch + 1, batch)]
     landmarker.predict_batch(*calls[0])  # warm-up: first-call allocations, lazy initialisation
     for s in timed:

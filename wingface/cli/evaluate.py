@@ -42,7 +42,7 @@ def _landmarker(args, reader):
     train = reader.read(args.train_split or reader.default_train_split)
     model = fit_mean_shape(np.stack([r.points for r in train.records]), reader.scheme)
     cascade = Cascade([Stage(model.spec, TorchBackend(model))])
-    return Landmarker.from_cascade(cascade, detector=detector)
+    return Landmarker(cascade, detector=detector)
 
 
 def run(args: argparse.Namespace) -> int:

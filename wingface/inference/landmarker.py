@@ -47,8 +47,9 @@ class Landmarker:
     """Detects faces and localises their landmarks.
 
     Args:
-        model: a checkpoint or cascade file (``.pt``) or an ONNX cascade folder/file; None
-            for the shipped 300-W CNN-6/7 cascade.
+        model: a checkpoint or cascade file (``.pt``), an ONNX cascade folder/file, a ready
+            `Cascade` (then ``backend``, ``device``, ``refine`` and ``threads`` do not apply), or
+            None for the shipped 300-W CNN-6/7 cascade.
         detector: a detector name (``default``, ``blazeface``, ``yunet``, ``yunet-first``), a
             `wingface.detection.FaceDetector`, or None to require boxes.
         device: ``cpu`` or ``cuda`` (PyTorch backend).
@@ -67,28 +68,29 @@ class Landmarker:
             a scheme other than ``scheme``.
     """
 
-    def __init__(self, model: str | Path | None = None, detector: Any = "default", *, device: str = "cpu",
+    def __init__(self, model: str | Path | Cascade | None = None, detector: Any = "default", *, device: str = "cpu",
                  backend: str | None = None, refine: int = 1, threads: int | None = None,
                  scheme: str | None = None) -> None:
-        if model is not None and not isinstance(model, (str, Path)):
-            raise TypeError(f"model: expected a path or None, got {type(model).__name__}")
-        path = Path(model) if model is not None else default_model_path()
-        if model is None and not path.exists():
-            raise FileNotFoundError(f"the shipped model is not installed ({path}); pass model=PATH")
-        self.model_path = path
-        self.cascade = Cascade(load_stages(path, backend=backend, device=device, threads=threads), repeat_last=refine)
+        if isinstance(model, Cascade):  # stages built in memory (e.g. the mean-shape baseline)
+            self.model_path, self.cascade = None, model
+        else:
+            self.model_path = self._model_path(model)
+            stages = load_stages(self.model_path, backend=backend, device=device, threads=threads)
+            self.cascade = Cascade(stages, repeat_last=refine)
         if scheme is not None and self.scheme.name != scheme:
-            raise ValueError(f"model {path}: landmark scheme is {self.scheme.name!r} "
+            raise ValueError(f"model {self.model_path or 'in memory'}: landmark scheme is {self.scheme.name!r} "
                              f"({self.scheme.num_points} points), expected {scheme!r}")
         self._detector_arg = detector
         self._detector = None
 
-    @classmethod
-    def from_cascade(cls, cascade: Cascade, detector: Any = "default") -> "Landmarker":
-        """A Landmarker around ready stages (e.g. a model built in memory)."""
-        self = cls.__new__(cls)
-        self.model_path, self.cascade, self._detector_arg, self._detector = None, cascade, detector, None
-        return self
+    @staticmethod
+    def _model_path(model: str | Path | None) -> Path:
+        if model is not None and not isinstance(model, (str, Path)):
+            raise TypeError(f"model: expected a path, a Cascade or None, got {type(model).__name__}")
+        path = Path(model) if model is not None else default_model_path()
+        if model is None and not path.exists():
+            raise FileNotFoundError(f"the shipped model is not installed ({path}); pass model=PATH")
+        return path
 
     @property
     def scheme(self):
