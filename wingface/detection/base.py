@@ -8,7 +8,7 @@ counter-clockwise on screen, as in `wingface.geometry.rotation_about` and `squar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -120,9 +120,12 @@ def check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return to_rgb_uint8(image, name=name)
 
 
-def bundled_model(filename: str) -> AbstractContextManager[Path]:
-    """Context manager yielding a filesystem path to ``wingface/assets/detectors/<filename>``."""
-    return resources.as_file(resources.files("wingface").joinpath("assets", "detectors", filename))
+def model_file(given: str | Path | None, bundled: str) -> AbstractContextManager[Path]:
+    """Context manager yielding ``given`` as a path, or else a filesystem path to the bundled
+    ``wingface/assets/detectors/<bundled>``."""
+    if given is not None:
+        return nullcontext(Path(given))
+    return resources.as_file(resources.files("wingface").joinpath("assets", "detectors", bundled))
 
 
 class FaceDetector(ABC):

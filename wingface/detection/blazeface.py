@@ -18,7 +18,7 @@ import numpy as np
 
 from wingface.geometry import apply_affine, invert_affine, square_matrix, warp_image
 
-from .base import BoxFit, Detection, FaceDetector, bundled_model, pairwise_iou
+from .base import BoxFit, Detection, FaceDetector, model_file, pairwise_iou
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,8 @@ class BlazeFaceDetector(FaceDetector):
         if self._net is None:
             # OpenCV 5's new DNN engine exposes only one of the two outputs; the classic one works.
             engine = (cv2.dnn.ENGINE_CLASSIC,) if hasattr(cv2.dnn, "ENGINE_CLASSIC") else ()
-            if self.model_path is not None:
-                self._net = cv2.dnn.readNetFromTFLite(str(self.model_path), *engine)
-            else:
-                with bundled_model(MODEL_FILE) as path:
-                    self._net = cv2.dnn.readNetFromTFLite(str(path), *engine)
+            with model_file(self.model_path, MODEL_FILE) as path:
+                self._net = cv2.dnn.readNetFromTFLite(str(path), *engine)
             log.debug("loaded BlazeFace from %s", self.model_path or MODEL_FILE)
         return self._net
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import BoxFit, Detection, FaceDetector, bundled_model
+from .base import BoxFit, Detection, FaceDetector, model_file
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,8 @@ class YuNetDetector(FaceDetector):
     def _load(self) -> cv2.FaceDetectorYN:
         if self._net is None:
             args = ("", (320, 320), self.score_threshold, self.nms_threshold)
-            if self.model_path is not None:
-                self._net = cv2.FaceDetectorYN.create(str(self.model_path), *args)
-            else:
-                with bundled_model(MODEL_FILE) as path:
-                    self._net = cv2.FaceDetectorYN.create(str(path), *args)
+            with model_file(self.model_path, MODEL_FILE) as path:
+                self._net = cv2.FaceDetectorYN.create(str(path), *args)
             log.debug("loaded YuNet from %s", self.model_path or MODEL_FILE)
         return self._net
 
