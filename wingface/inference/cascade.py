@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..augmentation import Squares
+from ..detection.cascade import eye_roll
 from ..geometry import apply_affine, box_center, box_from_points, box_size, rotation_about
 from ..schemes import LandmarkScheme
 from .stages import Stage
@@ -26,8 +27,7 @@ def eye_line_roll(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
     """[N, L, 2] points -> [N] roll in radians (counter-clockwise on screen) of the line from
     the subject's right eye centre to the left one (horizontal in an upright face)."""
     right, left = (points[:, list(s)].mean(1) for s in scheme.inter_pupil)
-    v = left - right
-    return np.arctan2(-v[:, 1], v[:, 0])
+    return eye_roll(np.stack([right, left], axis=1))
 
 
 def upright_squares(points: np.ndarray, roll: np.ndarray) -> Squares:
