@@ -14,8 +14,7 @@ import torch
 
 from ..augmentation import BatchAugmenter, Squares, squares_from_alignment, squares_from_points
 from ..data.cache import FaceCache
-from ..data.pdb import pdb_indices
-from ..geometry import apply_affine, fit_similarity
+from ..data.pdb import align_shapes, pdb_indices
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +31,9 @@ def split_train_val(num: int, val_fraction: float, seed: int) -> tuple[np.ndarra
 
 
 def reference_shape(points: np.ndarray) -> np.ndarray:
-    """Mean shape [L, 2] of shapes [N, L, 2] in a unit frame (box-centred, longer box side 1),
-    refined by one Procrustes pass so that rotated faces do not blur it."""
-    pts = np.asarray(points, dtype=np.float64)
-    lo, hi = pts.min(1, keepdims=True), pts.max(1, keepdims=True)
-    unit = (pts - (lo + hi) / 2) / (hi - lo).max(-1, keepdims=True)
-    aligned = apply_affine(fit_similarity(unit, unit.mean(0)[None]), unit)
-    return aligned.mean(0)
+    """Mean shape [L, 2] of shapes [N, L, 2] after Procrustes alignment (PDB's `align_shapes`),
+    so that rotated faces do not blur it; aligned crops use only its frame, not its scale."""
+    return align_shapes(points)[0].mean(0)
 
 
 def batch_seed(seed: int, epoch: int, step: int, rank: int) -> int:
