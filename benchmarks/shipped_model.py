@@ -16,49 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def step(name: str, done: Path, command: list[str]) -> None:
-    """Run ``wingface COMMAND`` unless ``done`` exists; stop the whole run on failure."""
-    if done.exists():
-        print(f"[skip] {name}: {done} exists")
-        return
-    print(f"[run ] {name}: wingface {' '.join(command)}", flush=True)
-    start = time.perf_counter()
-    code = subprocess.call([sys.executable, "-m", "wingface.cli.main", *command], cwd=REPO)
-    if code:
-        sys.exit(f"{name} failed with exit code {code}")
-    print(f"[done] {name} in {time.perf_counter() - start:.0f} s", flush=True)
-
-
-def train(name: str, config: str, out: Path, overrides: list[str]) -> None:
-    """Train, or resume an interrupted run in ``out``."""
-    if (out / "best.pt").exists() and not (out / "last.pt").exists():
-        print(f"[skip] {name}: {out}/best.pt exists")
-        return
-    if (out / "last.pt").exists():
-        import torch
-
-        state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
-        if state["epoch"] >= state["config"]["epochs"]:
-            print(f"[skip] {name}: finished")
-            return
-        step(f"{name} (resume)", Path("/nonexistent"), ["train", "--resume", str(out), "--no-progress"])
-        return
-    step(name, Path("/nonexistent"), ["train", config, f"out={out}", *overrides, "--no-progress"])
+from steps import DEFAULT_DATA, REPO, require_data, step, train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "300w-subset"))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "shipped")
     args = parser.parse_args()
+    args.data = str(require_data(args.data))
     work, results = args.work, args.work / "results"
     results.mkdir(parents=True, exist_ok=True)
     cache = work / "cache-300w-train"

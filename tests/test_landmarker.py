@@ -265,3 +265,25 @@ def test_aligned_stage_cannot_come_first(tmp_path):
     path = save_checkpoint(tmp_path / "aligned.pt", aligned)
     with pytest.raises(ValueError, match="first stage.*crop='box'"):
         Landmarker(path, detector=None)
+
+
+def test_mirror_averaged_symmetrises_a_biased_network():
+    """A network that always answers the same shape P is answered (P + mirror(P)) / 2."""
+    from wingface.inference.stages import mirror_averaged
+
+    scheme = get_scheme("300w-68")
+    shape = np.random.default_rng(0).uniform(0, 63, (68, 2))
+    network = lambda crops: np.repeat(shape[None], len(crops), axis=0)  # noqa: E731
+    out = mirror_averaged(network, scheme)(np.zeros((3, 3, 64, 64), np.float32))
+    assert out.shape == (3, 68, 2)
+    np.testing.assert_allclose(out[0], (shape + scheme.mirror(shape, 64)) / 2)
+
+
+def test_flip_test_moves_the_shipped_models_points_a_little(astronaut):
+    """On a real face, flip-test averaging moves the shipped model's points by under 2% of the
+    box (it corrects small left/right biases; a point-order bug would move them by far more)."""
+    box = [ASTRONAUT_FACE]
+    plain = Landmarker(detector=None).predict(astronaut, boxes=box)[0].points
+    flipped = Landmarker(detector=None, flip_test=True).predict(astronaut, boxes=box)[0].points
+    assert flipped.shape == plain.shape == (68, 2)
+    assert 0 < np.abs(flipped - plain).mean() < 0.02 * (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])

@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-split", help="split the mean-shape baseline is fitted on (default: the training split)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for an ONNX export, torch otherwise")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--flip-test", action="store_true", help="average each network with its mirrored-crop output")
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--ced", type=Path, help="CED plot PNG (default: beside --json)")
     p.add_argument("--label", help="name of the method in the report and plot")
@@ -38,7 +39,8 @@ def _landmarker(args, reader):
 
     detector = "default" if args.boxes == "detector" else None
     if args.model != "mean-shape":
-        return Landmarker(args.model, detector=detector, backend=args.backend, device=args.device)
+        return Landmarker(args.model, detector=detector, backend=args.backend, device=args.device,
+                          flip_test=args.flip_test)
     train = reader.read(args.train_split or reader.default_train_split)
     model = fit_mean_shape(np.stack([r.points for r in train.records]), reader.scheme)
     cascade = Cascade([Stage(model.spec, TorchBackend(model))])
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if result.failed and args.strict:
         raise ValueError(f"evaluate --strict: {result.failed[0][0]}: {result.failed[0][1]}")
     report = result.report(label=str(label), model=str(args.model), data=str(args.data), split=split,
-                           boxes=args.boxes, rotate_deg=args.rotate, skipped_annotations=[list(s) for s in data.skipped])
+                           boxes=args.boxes, rotate_deg=args.rotate, flip_test=args.flip_test, skipped_annotations=[list(s) for s in data.skipped])
     _print_table(report)
     ced = args.ced or (args.json.with_suffix(".ced.png") if args.json else None)
     write_report(report, args.json, ced, result.errors("inter_ocular"), str(label))

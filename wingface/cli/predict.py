@@ -79,6 +79,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="PyTorch device (cpu, cuda)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all)")
     p.add_argument("--refine", type=int, default=1, help="times the last (aligned) stage runs (default 1)")
+    p.add_argument("--flip-test", action="store_true",
+                   help="average each network with its mirrored-crop output (2x network time, ~3%% lower NME)")
 
 
 @dataclass
@@ -284,7 +286,7 @@ def _landmarker(args: argparse.Namespace, detector: str | None):
 
         torch.set_num_threads(args.threads)
     return Landmarker(args.model, detector=detector, device=args.device, backend=args.backend,
-                      refine=args.refine, threads=args.threads)
+                      refine=args.refine, threads=args.threads, flip_test=args.flip_test)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -127,7 +127,7 @@ def evaluate(landmarker: Landmarker, records: Sequence[FaceRecord], *, boxes: st
     if boxes not in BOX_PROTOCOLS:
         raise ValueError(f"boxes must be one of {BOX_PROTOCOLS}, got {boxes!r}")
     result = Evaluation(landmarker.scheme)
-    bar = tqdm(total=len(records), desc=f"evaluate ({boxes} boxes)", unit="face", disable=not progress)
+    bar = tqdm(total=len(records), desc=f"evaluate ({boxes} boxes)", unit="face", disable=None if progress else True)
     for start in range(0, len(records), batch_images):
         chunk = records[start:start + batch_images]
         images, kept = [], []

@@ -16,6 +16,7 @@ import torch
 from ..augmentation import Squares, squares_from_alignment
 from ..geometry import apply_affine, invert_affine, square_matrix, warp_image
 from ..models import LandmarkRegressor, ModelSpec
+from ..schemes import LandmarkScheme
 
 Backend = Callable[[np.ndarray], np.ndarray]
 
@@ -31,6 +32,19 @@ def run_in_chunks(network: Backend, crops: np.ndarray, threads: int) -> np.ndarr
     if len(crops) <= step:
         return network(crops)
     return np.concatenate([network(crops[i:i + step]) for i in range(0, len(crops), step)])
+
+
+def mirror_averaged(backend: Backend, scheme: LandmarkScheme) -> Backend:
+    """Test-time flip: the mean of ``backend`` on the crops and, mirrored back, on their mirror
+    images (one call on 2N crops, so twice the network cost). Removes left/right bias of the
+    network; worth about 3% NME on 300-W (docs/RESULTS.md)."""
+
+    def run(crops: np.ndarray) -> np.ndarray:
+        n, size = len(crops), crops.shape[-1]
+        both = backend(np.concatenate([crops, crops[..., ::-1]]))
+        return (both[:n] + scheme.mirror(both[n:], size)) / 2
+
+    return run
 
 
 class TorchBackend:
