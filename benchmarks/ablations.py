@@ -7,7 +7,8 @@ Rows (train on 300w-train, evaluate on 300w-common with ground-truth boxes):
 - PDB off (Wing);
 - Wing sensitivity: w in {5, 15} at eps=2, eps in {0.5, 5} at w=10;
 - one stage (CNN-6, CNN-7 alone) versus the two-stage CNN-6/7 (stage 2 jittered by
-  stage 1's measured residuals).
+  stage 1's measured residuals);
+- PDB off for as many steps as PDB on, and Wing with another seed (run-to-run noise).
 Every row uses configs/300w-cnn6.yaml (or the stage-2 config) with ``epochs`` overridden
 alike. A finished row is skipped; a killed one resumes from its last.pt. The table, each
 run's config and log, and CED plots go to benchmarks/results/ablations/.
@@ -26,12 +27,20 @@ from steps import DEFAULT_DATA, REPO, require_data, step, train
 
 @dataclass(frozen=True)
 class Row:
-    """One ablation: a CNN-6 config with ``overrides``, in ``group`` of the table."""
+    """One ablation: a CNN-6 config with ``overrides``, in ``group`` of the table.
+
+    ``epochs_scale`` multiplies the common epoch count: PDB makes an epoch 2.2 times longer
+    (3,978 samples instead of 1,811), so "PDB off" is also run for the same number of steps.
+    """
 
     name: str
     group: str
     label: str
     overrides: tuple[str, ...] = ()
+    epochs_scale: float = 1.0
+
+    def epochs(self, common: int) -> int:
+        return max(1, round(common * self.epochs_scale))
 
 
 WING = Row("cnn6_wing", "loss", "CNN-6, Wing (w=10, eps=2)")
@@ -41,12 +50,14 @@ ROWS = (
     Row("cnn6_smooth_l1", "loss", "CNN-6, smooth L1", ("loss.name=smooth_l1", "loss.params=null")),
     WING,
     Row("cnn6_soft_wing", "loss", "CNN-6, Soft Wing (2, 20, 0.5)", ("loss.name=soft_wing", "loss.params=null")),
-    Row("cnn6_wing_no_pdb", "pdb", "CNN-6, Wing, PDB off", ("pdb.enabled=false",)),
+    Row("cnn6_wing_no_pdb", "pdb", "CNN-6, Wing, PDB off (same epochs)", ("pdb.enabled=false",)),
     Row("cnn6_wing_w5", "wing_grid", "Wing w=5, eps=2", ("loss.params.w=5",)),
     Row("cnn6_wing_w15", "wing_grid", "Wing w=15, eps=2", ("loss.params.w=15",)),
     Row("cnn6_wing_eps0.5", "wing_grid", "Wing w=10, eps=0.5", ("loss.params.eps=0.5",)),
     Row("cnn6_wing_eps5", "wing_grid", "Wing w=10, eps=5", ("loss.params.eps=5",)),
     Row("cnn7_wing", "stages", "CNN-7 alone, Wing", ("model.arch=cnn7",)),
+    Row("cnn6_wing_no_pdb_steps", "pdb", "CNN-6, Wing, PDB off (same steps)", ("pdb.enabled=false",), 3978 / 1811),
+    Row("cnn6_wing_seed1", "noise", "CNN-6, Wing, seed 1 (run-to-run noise)", ("seed=1",)),
 )
 CASCADE = Row("cnn6_cnn7_wing", "stages", "CNN-6/7 two-stage, Wing")
 
@@ -90,13 +101,14 @@ def summarise(results: Path, rows: list[Row], epochs: int) -> None:
         report = json.loads((results / f"{row.name}.json").read_text())
         log = results / (row.name if row is not CASCADE else "cnn7_stage2") / "log.csv"
         table.append({"name": row.name, "group": row.group, "label": row.label, "overrides": list(row.overrides),
-                      "epochs": epochs, "nme_inter_ocular": round(report["nme_inter_ocular"], 3),
+                      "epochs": row.epochs(epochs), "nme_inter_ocular": round(report["nme_inter_ocular"], 3),
                       "nme_inter_pupil": round(report["nme_inter_pupil"], 3), "fr_10": round(report["fr_10"], 2),
                       "auc_10": round(report["auc_10"], 4), "train_seconds": train_seconds(log)})
         curves.setdefault(row.group, {})[row.label] = [f["nme_inter_ocular"] / 100 for f in report["per_face"]]
     (results / "ablations.json").write_text(json.dumps({"split": "300w-common", "boxes": "gt", "rows": table}, indent=1))
-    lines = ["| group | row | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | train s |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['group']} | {r['label']} | {r['nme_inter_ocular']:.3f} | {r['nme_inter_pupil']:.3f} | "
+    lines = ["| group | row | epochs | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['group']} | {r['label']} | {r['epochs']} | {r['nme_inter_ocular']:.3f} | {r['nme_inter_pupil']:.3f} | "
               f"{r['fr_10']:.2f} | {r['auc_10']:.4f} | {r['train_seconds']:.0f} |" for r in table]
     (results / "ablations.md").write_text("\n".join(lines) + "\n")
     for group, group_curves in curves.items():
@@ -132,7 +144,7 @@ def main() -> None:
             model = run_cascade(work / WING.name, cache, work, results, args.epochs, data)
         else:
             train(row.name, "configs/300w-cnn6.yaml", work / row.name,
-                  [f"data={cache}", f"epochs={args.epochs}", *row.overrides])
+                  [f"data={cache}", f"epochs={row.epochs(args.epochs)}", *row.overrides])
             keep_run(work / row.name, results / row.name)
             model = work / row.name / "best.pt"
         evaluate(row, model, data, results)

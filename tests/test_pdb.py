@@ -20,6 +20,7 @@ from wingface.data.pdb import (
     plot_pose_component,
     pose_projection,
 )
+from wingface.data.readers.base import DatasetReader
 from wingface.data.records import FaceRecord, SplitResult
 from wingface.geometry import apply_affine, rotation_about
 from wingface.schemes import get_scheme
@@ -136,16 +137,22 @@ def test_plot_writes_an_image(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["pdb.png"]
 
 
-class FakeReader:
-    """Stands in for `wingface.data.datasets` readers (same interface)."""
+class FakeReader(DatasetReader):
+    """A dataset reader whose ``train`` split is 30 synthetic faces of increasing yaw."""
 
-    scheme = SCHEME
-    default_train_split = "train"
+    format_name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__("somewhere", SCHEME)
+
+    @classmethod
+    def recognises(cls, root: Path) -> bool:
+        return False
 
     def split_names(self) -> list[str]:
         return ["train", "test"]
 
-    def read(self, split: str) -> SplitResult:
+    def _read_split(self, split: str) -> SplitResult:
         yaw = np.linspace(-1, 1, 30) ** 3
         return SplitResult([FaceRecord(Path(f"{i}.jpg"), p.astype(np.float32)) for i, p in enumerate(posed_faces(yaw))])
 

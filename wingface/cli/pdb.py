@@ -7,7 +7,6 @@ import argparse
 import numpy as np
 
 from ..data.pdb import DEFAULT_BINS, PdbReport, pdb_report, plot_pose_component
-from ..lookup import lookup
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
 
     reader = open_dataset(args.dataset)
     split = args.split or reader.default_train_split
-    lookup({name: name for name in reader.split_names()}, split, f"split of {args.dataset}")
     records = reader.read(split).records
     if len(records) < 2:
         raise ValueError(f"{args.dataset}: split {split!r} has {len(records)} face(s); PDB needs at least two")
