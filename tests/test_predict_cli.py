@@ -168,3 +168,11 @@ def test_demo_without_the_shipped_model_is_a_clear_error(tmp_path, capsys, monke
     monkeypatch.setattr(module, "default_model_path", lambda: tmp_path / "absent.pt")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "shipped model is not installed" in capsys.readouterr().err
+
+
+def test_flip_test_flag_matches_the_api(folder, model, tmp_path):
+    out = tmp_path / "out"
+    assert _run(str(folder / "a.jpg"), "--model", str(model), "--out", str(out), "--flip-test") == 0
+    faces = Landmarker(model, flip_test=True).predict(folder / "a.jpg")
+    written = json.loads((out / "a.json").read_text())["faces"]
+    np.testing.assert_allclose(written[0]["points"], faces[0].points, atol=1e-3)
