@@ -105,6 +105,9 @@ def summarise(results: Path, rows: list[Row], epochs: int) -> None:
                       "nme_inter_pupil": round(report["nme_inter_pupil"], 3), "fr_10": round(report["fr_10"], 2),
                       "auc_10": round(report["auc_10"], 4), "train_seconds": train_seconds(log)})
         curves.setdefault(row.group, {})[row.label] = [f["nme_inter_ocular"] / 100 for f in report["per_face"]]
+    for group in ("pdb", "wing_grid", "stages", "noise"):  # each comparison drawn against the Wing CNN-6 row
+        if group in curves and WING.label in curves.get("loss", {}):
+            curves[group] = {WING.label: curves["loss"][WING.label], **curves[group]}
     (results / "ablations.json").write_text(json.dumps({"split": "300w-common", "boxes": "gt", "rows": table}, indent=1))
     lines = ["| group | row | epochs | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | train s |",
              "|---|---|---|---|---|---|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -241,6 +242,20 @@ def test_warp_puts_image_point_at_mapped_crop_pixel(scale: float, angle: float) 
     crop = warp_image(_blob_image(width, height, point, 2.5 / scale), m, size)
     assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
     np.testing.assert_allclose(_centroid(crop), apply_affine(m, point[None])[0], atol=0.1)
+
+
+@pytest.mark.parametrize("corner", [(0.3, 0.4), (0.02, 0.97)])
+def test_warp_shrinks_only_the_footprint_like_the_whole_image(corner) -> None:
+    """Shrinking just the region under the crop gives the crop that shrinking the whole image
+    (here an exact multiple of the factor) gives, also for a crop hanging off the image."""
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (600, 840, 3), dtype=np.uint8), (0, 0), 2)
+    m = square_matrix(np.array([840 * corner[0], 600 * corner[1]]), 64 * 6.4, 64, 0.3)  # factor 6
+    small = cv2.resize(image, (140, 100), interpolation=cv2.INTER_AREA)
+    to_original = np.array([[6.0, 0, 2.5], [0, 6.0, 2.5]])
+    expected = cv2.warpAffine(small, compose_affine(m, to_original), (64, 64), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    assert np.abs(warp_image(image, m, 64).astype(int) - expected).max() <= 1
 
 
 def test_warp_fills_outside_with_border_value() -> None:

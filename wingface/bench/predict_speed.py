@@ -22,7 +22,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..geometry import box_from_points
 from ..inference.cascade import Cascade
 from ..inference.landmarker import Landmarker, default_model_path
 from ..inference.onnx_backend import available_cores
