@@ -62,9 +62,10 @@ class DlibBoxFit:
     scale: float
 
     def to_dlib(self, box: np.ndarray) -> tuple[int, int, int, int]:
-        side = float(box_size(box[None]).max()) * self.scale
-        cx, cy = box_center(box[None])[0] + float(box_size(box[None]).max()) * np.array([self.dx, self.dy])
-        half = side / 2
+        """A landmark box [4] (x0, y0, x1, y1) -> dlib's (left, top, right, bottom) in whole pixels."""
+        side = float(box_size(box[None]).max())
+        cx, cy = box_center(box[None])[0] + side * np.array([self.dx, self.dy])
+        half = side * self.scale / 2
         return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
@@ -83,10 +84,12 @@ class DlibLandmarker:
         return [np.array([r.left(), r.top(), r.right(), r.bottom()], float) for r in self.detector(image, self.upsample)]
 
     def points(self, image: np.ndarray, rect: Sequence[int]) -> np.ndarray:
+        """dlib's 68 points, float64 [68, 2] image pixels, for RGB uint8 ``image`` and a dlib-convention box."""
         shape = self.predictor(image, self.dlib.rectangle(*map(int, rect)))
         return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes=None) -> list[list[Face]]:
+        """Faces per image: dlib's detections, or one per given landmark box (mapped with ``fit``)."""
         out = []
         for i, image in enumerate(images):
             if boxes is None:
@@ -132,9 +135,8 @@ def fit_box(records, faces: int) -> dict:
 
 
 def evaluate_dlib(records, boxes: str, fit: DlibBoxFit, label: str) -> dict:
-    result = evaluate(DlibLandmarker(fit), records, boxes=boxes)
-    report = result.report()
-    return {"label": label, "boxes": boxes, **{k: v for k, v in report.items()}}
+    """wingface's evaluation report for dlib under box protocol ``boxes`` (gt or detector)."""
+    return {"label": label, "boxes": boxes, **evaluate(DlibLandmarker(fit), records, boxes=boxes).report()}
 
 
 def time_dlib(records, fit: DlibBoxFit, faces: int = 200) -> dict:
