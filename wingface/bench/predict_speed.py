@@ -3,7 +3,8 @@
 Every combination of backend (PyTorch, onnxruntime float32, optionally onnxruntime int8),
 thread count (1 and all) and batch (1 face per call, 32 faces per call) runs the full API
 path (`Landmarker.predict_batch` with given boxes: crops, networks, mapping back) on the
-bundled astronaut photo's face with jittered boxes; each stage's wall time and its network's time are recorded separately.
+bundled astronaut photo's face with jittered boxes; each stage's wall time and its
+network's time are recorded separately.
 The detector's time is measured on a 640x480 image. No dataset is needed. When the shipped
 model is not installed and no ``model`` is given, a randomly initialised CNN-6 + CNN-7
 cascade of the same architecture stands in (its speed is the same; the JSON says so).

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if result.failed and args.strict:
         raise ValueError(f"evaluate --strict: {result.failed[0][0]}: {result.failed[0][1]}")
     report = result.report(label=str(label), model=str(args.model), data=str(args.data), split=split,
-                           boxes=args.boxes, rotate_deg=args.rotate, flip_test=args.flip_test, skipped_annotations=[list(s) for s in data.skipped])
+                           boxes=args.boxes, rotate_deg=args.rotate, flip_test=args.flip_test,
+                           skipped_annotations=[list(s) for s in data.skipped])
     _print_table(report)
     ced = args.ced or (args.json.with_suffix(".ced.png") if args.json else None)
     write_report(report, args.json, ced, result.errors("inter_ocular"), str(label))
