@@ -53,11 +53,13 @@ def jobs(data: str) -> list[Job]:
 
 
 def copy_shipped_results() -> None:
-    """The shipped cascade's evaluation JSONs and plots live in runs/; the docs quote copies."""
+    """The shipped cascade's evaluation JSONs and plots live in runs/; the docs quote copies.
+    A copy that exists is kept (like every result here: delete it to refresh it)."""
     source, dest = REPO / "runs" / "shipped" / "results", RESULTS / "shipped"
     dest.mkdir(parents=True, exist_ok=True)
     for path in source.glob("*"):
-        shutil.copy2(path, dest / path.name)
+        if not (dest / path.name).exists():
+            shutil.copy2(path, dest / path.name)
 
 
 def main() -> None:
