@@ -52,11 +52,10 @@ class OnnxBackend:
             raise ValueError(f"{path}: not a loadable ONNX model: {type(err).__name__}: {str(err)[:200]}") from None
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name
-        self.threads = threads or available_cores()
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, 2]."""
-        return run_in_chunks(self._run, np.ascontiguousarray(crops, dtype=np.float32), self.threads)
+        return run_in_chunks(self._run, np.ascontiguousarray(crops, dtype=np.float32))
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: crops})[0].astype(np.float64)
