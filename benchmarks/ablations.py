@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps import DEFAULT_DATA, REPO, require_data, step, train
+from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,10 @@ def evaluate(row: Row, model: Path, data: str, results: Path) -> Path:
     return out
 
 
-def run_cascade(stage1: Path, cache: Path, work: Path, results: Path, epochs: int, data: str) -> Path:
+def run_cascade(stage1: Path, cache: Path, work: Path, results: Path, epochs: int) -> Path:
     """Stage 2 on stage 1's measured residuals, then the cascade file; returns its path."""
-    residuals = results / "cnn6_wing_residuals.json"
-    step("residuals of cnn6_wing", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"),
-                                               "--data", str(cache), "--json", str(residuals)])
-    jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
     stage2 = work / "cnn7_stage2"
-    train("stage 2 (cnn7, aligned)", "configs/300w-cnn7-stage2.yaml", stage2,
-          [f"data={cache}", f"epochs={epochs}", *(f"{k}={v}" for k, v in jitter.items())])
+    train_stage2(stage1, cache, results / "cnn6_wing_residuals.json", stage2, [f"epochs={epochs}"])
     keep_run(stage2, results / "cnn7_stage2")
     cascade = work / "cnn6_cnn7.pt"
     step("cascade", cascade, ["cascade", "build", str(stage1 / "best.pt"), str(stage2 / "best.pt"), "--out", str(cascade)])
@@ -144,7 +139,7 @@ def main() -> None:
     for i, row in enumerate(rows, 1):
         print(f"=== row {i}/{len(rows)}: {row.label}", flush=True)
         if row is CASCADE:
-            model = run_cascade(work / WING.name, cache, work, results, args.epochs, data)
+            model = run_cascade(work / WING.name, cache, work, results, args.epochs)
         else:
             train(row.name, "configs/300w-cnn6.yaml", work / row.name,
                   [f"data={cache}", f"epochs={row.epochs(args.epochs)}", *row.overrides])

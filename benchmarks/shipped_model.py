@@ -15,10 +15,9 @@ Results go to WORK/results/*.json; the model to WORK/wingface-300w-cnn6-cnn7.pt.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from steps import DEFAULT_DATA, REPO, require_data, step, train
+from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
 
 
 def main() -> None:
@@ -33,11 +32,7 @@ def main() -> None:
     step("prepare", cache / "meta.json", ["prepare", args.data, "--split", "300w-train", "--out", str(cache)])
     stage1, stage2 = work / "stage1-cnn6", work / "stage2-cnn7"
     train("stage 1", "configs/300w-cnn6.yaml", stage1, [f"data={cache}"])
-    residuals = results / "stage1_residuals.json"
-    step("residuals", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"), "--data", str(cache),
-                                  "--json", str(residuals)])
-    jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
-    train("stage 2", "configs/300w-cnn7-stage2.yaml", stage2, [f"data={cache}", *(f"{k}={v}" for k, v in jitter.items())])
+    train_stage2(stage1, cache, results / "stage1_residuals.json", stage2, [])
     cascade = work / "wingface-300w-cnn6-cnn7.pt"
     step("cascade", cascade, ["cascade", "build", str(stage1 / "best.pt"), str(stage2 / "best.pt"), "--half",
                               "--out", str(cascade)])

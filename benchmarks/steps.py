@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -47,3 +48,13 @@ def train(name: str, config: str, out: Path, overrides: list[str]) -> None:
         step(f"{name} (resume)", None, ["train", "--resume", str(out), "--no-progress"])
         return
     step(name, None, ["train", config, f"out={out}", *overrides, "--no-progress"])
+
+
+def train_stage2(stage1: Path, cache: Path, residuals: Path, out: Path, overrides: list[str]) -> None:
+    """Measure stage 1's residuals in the aligned frame (to ``residuals``), then train the CNN-7
+    stage 2 (configs/300w-cnn7-stage2.yaml) into ``out`` with that crop jitter and ``overrides``."""
+    step("stage 1 residuals", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"),
+                                          "--data", str(cache), "--json", str(residuals)])
+    jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
+    train("stage 2", "configs/300w-cnn7-stage2.yaml", out,
+          [f"data={cache}", *overrides, *(f"{k}={v}" for k, v in jitter.items())])
