@@ -13,6 +13,7 @@ cascade of the same architecture stands in (its speed is the same; the JSON says
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -25,7 +26,6 @@ import torch
 
 from ..inference.cascade import Cascade
 from ..inference.landmarker import Landmarker, default_model_path
-from ..inference.onnx_backend import available_cores
 from ..inference.stages import Stage, TorchBackend
 from ..models import LandmarkRegressor, create_model, flops_per_face, load_stages
 from ..schemes import get_scheme
@@ -102,6 +102,11 @@ def _measure(stages: Sequence[Stage], gflop: Sequence[float], images: list[np.nd
             "network_ms_per_face": [ms(s.network) for s in timed], "faces_timed": faces,
             "crops_per_face": [round(s.crops_run / faces, 3) for s in timed],
             "network_gflops": round(work / sum(s.network for s in timed), 1)}
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (what onnxruntime and torch use by default)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _with_threads(threads: int, action: Callable[[], Any]) -> Any:

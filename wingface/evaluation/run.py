@@ -91,11 +91,6 @@ def face_labels(record: FaceRecord) -> list[str]:
     return [record.subset or "all", *flags]
 
 
-def warp_to(image: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Warp an RGB image with a 2x3 matrix onto a width x height canvas (bilinear, black outside)."""
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-
 def _match_detection(faces, gt_box: np.ndarray):
     if not faces:
         return None
@@ -113,7 +108,8 @@ def rotate_face(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[
     out_w, out_h = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
     m = rotation_about(np.array([(w - 1) / 2, (h - 1) / 2]), angle)
     m[:, 2] += [(out_w - w) / 2, (out_h - h) / 2]
-    return warp_to(image, m, out_w, out_h), apply_affine(m, points).astype(np.float32)
+    rotated = cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return rotated, apply_affine(m, points).astype(np.float32)
 
 
 def evaluate(landmarker: Landmarker, records: Sequence[FaceRecord], *, boxes: str = "gt",

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,6 @@ FORMAT = "wingface-onnx"
 VERSION = 1
 MANIFEST = "manifest.json"
 SPEC_METADATA_KEY = "wingface_spec"
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (what onnxruntime uses by default)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class OnnxBackend:
