@@ -35,7 +35,7 @@ from wingface.data.datasets import open_dataset
 from wingface.data.images import read_image
 from wingface.detection import pairwise_iou
 from wingface.evaluation.plots import plot_ced
-from wingface.evaluation.run import evaluate
+from wingface.evaluation.run import MIN_DETECTION_IOU, evaluate
 from wingface.geometry import box_center, box_from_points, box_size
 from wingface.inference.results import Face
 from wingface.schemes import get_scheme
@@ -122,7 +122,7 @@ def fit_box(records, faces: int) -> dict:
         if not found:
             continue
         iou = pairwise_iou(truth[None], np.stack(found))[0]
-        if iou.max() < 0.3:
+        if iou.max() < MIN_DETECTION_IOU:
             continue
         det, side = found[int(iou.argmax())], float(box_size(truth[None]).max())
         (cx, cy), (tx, ty) = box_center(det[None])[0], box_center(truth[None])[0]
