@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from wingface.geometry import (
+    angle_difference,
     apply_affine,
     box_center,
     box_from_points,
@@ -270,3 +271,9 @@ def test_warp_keeps_single_channel_axis() -> None:
     image = np.full((20, 30, 1), 9, np.uint8)
     crop = warp_image(image, square_matrix(np.array([15.0, 10.0]), 10.0, 8), 8)
     assert crop.shape == (8, 8, 1) and (crop == 9).all()
+
+
+def test_angle_difference_wraps_into_half_turns() -> None:
+    a = np.radians([170.0, -170.0, 10.0, 360.0 + 5.0])
+    b = np.radians([-170.0, 170.0, -10.0, 0.0])
+    np.testing.assert_allclose(np.degrees(angle_difference(a, b)), [-20.0, 20.0, 20.0, 5.0], atol=1e-9)

@@ -9,6 +9,7 @@ matrix M mapping a point p to ``M[:, :2] @ p + M[:, 2]``.
 from .boxes import box_center, box_from_points, box_size, check_box, clip_box
 from .crops import crop_matrix, face_square, square_matrix, warp_image
 from .transforms import (
+    angle_difference,
     apply_affine,
     compose_affine,
     fit_similarity,
@@ -18,7 +19,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "apply_affine", "box_center", "box_from_points", "box_size", "check_box", "clip_box",
-    "compose_affine", "crop_matrix", "face_square", "fit_similarity", "invert_affine",
+    "angle_difference", "apply_affine", "box_center", "box_from_points", "box_size", "check_box",
+    "clip_box", "compose_affine", "crop_matrix", "face_square", "fit_similarity", "invert_affine",
     "rotation_about", "similarity_params", "square_matrix", "warp_image",
 ]

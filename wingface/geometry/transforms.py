@@ -36,6 +36,11 @@ def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return np.concatenate([lin, shift], axis=-1)
 
 
+def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` for angles in radians, wrapped into [-pi, pi] (elementwise)."""
+    return np.angle(np.exp(1j * (np.asarray(a, dtype=np.float64) - b)))
+
+
 def rotation_about(center: np.ndarray, angle: np.ndarray, scale: np.ndarray | float = 1.0) -> np.ndarray:
     """[..., 2, 3] rotation by ``angle`` radians (counter-clockwise as seen on screen, y down)
     and isotropic ``scale`` about ``center`` [..., 2]."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..augmentation import Squares
 from ..detection.cascade import eye_roll
-from ..geometry import apply_affine, box_center, box_from_points, box_size, rotation_about
+from ..geometry import angle_difference, apply_affine, box_center, box_from_points, box_size, rotation_about
 from ..schemes import LandmarkScheme
 from .stages import Stage
 
@@ -84,7 +84,7 @@ class Cascade:
         by more than the threshold; returns (squares, points, whether any face was redone)."""
         first = self.stages[0]
         turned = [upright_squares(p, eye_line_roll(p, self.scheme)) for p in points]
-        redo = [np.abs(np.angle(np.exp(1j * (t.angle - sq.angle)))) > self.derotate if len(p) else np.zeros(0, bool)
+        redo = [np.abs(angle_difference(t.angle, sq.angle)) > self.derotate if len(p) else np.zeros(0, bool)
                 for t, sq, p in zip(turned, squares, points)]
         if not any(r.any() for r in redo):
             return squares, points, False

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..augmentation import squares_from_alignment
+from ..geometry import angle_difference
 from ..models import LandmarkRegressor
 from .pipeline import TrainData, batch_seed
 
@@ -67,7 +68,7 @@ def measure_frame_residuals(stage1: LandmarkRegressor, data: TrainData, referenc
     t = squares_from_alignment(np.concatenate(true), reference, margin)
     shift = (p.center - t.center) / t.side[:, None]
     scale = np.log(p.side / t.side)
-    angle = np.degrees(np.angle(np.exp(1j * (p.angle - t.angle))))
+    angle = np.degrees(angle_difference(p.angle, t.angle))
     return FrameResiduals(
         faces=len(scale), shift_std=float(shift.std()), scale_std=float(scale.std()),
         rotation_std_deg=float(angle.std()), shift_p95=float(np.percentile(np.abs(shift), 95)),
