@@ -37,9 +37,12 @@ def test_mean_shape_report_has_the_paper_figures(synthetic_300w: Path, tmp_path:
     assert len(report["per_face"]) == SYNTHETIC_TEST
     assert 0 < report["nme_inter_ocular"] < report["nme_inter_pupil"]  # pupils are closer than outer corners
     assert {"helen/testset", "lfpw/testset"} & set(report["subsets"]["inter_ocular"])
+    groups = report["groups"]
+    assert groups["normaliser"] == "inter_ocular" and {"jaw", "nose", "left_eye", "inner_mouth"} <= set(groups["nme"])
+    assert all(value > 0 for value in groups["nme"].values())
     assert out.with_suffix(".ced.png").stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert "inter-ocular" in printed and "inter-pupil" in printed
+    assert "inter-ocular" in printed and "inter-pupil" in printed and "by landmark group" in printed
 
 
 def test_perfect_predictions_score_zero(synthetic_300w: Path) -> None:

@@ -16,6 +16,7 @@ from wingface.evaluation.metrics import (
     breakdown,
     ced_curve,
     failure_rate,
+    group_nme,
     nme,
     normaliser,
     point_errors,
@@ -88,6 +89,16 @@ def test_nme_by_hand_and_with_masks():
     target = TARGET.copy()
     target[1, 0] = np.nan  # an unannotated point is not counted
     np.testing.assert_allclose(nme(PRED, target, [4, 10]), [0.5, 0.1])
+
+
+def test_group_nme_by_hand_and_with_masks():
+    groups = {"a": (0,), "bc": (1, 2)}
+    # Per-point errors / norm: face 0 (1.25, 0, 0.25), face 1 (1.0, 0, 0.2).
+    assert group_nme(PRED, TARGET, [4, 10], groups) == pytest.approx({"a": 112.5, "bc": 11.25})
+    visible = np.array([[False, True, True], [True, True, True]])
+    assert group_nme(PRED, TARGET, [4, 10], groups, visible)["a"] == pytest.approx(100.0)  # face 1 only
+    hidden = np.array([[False, True, True], [False, True, True]])
+    assert set(group_nme(PRED, TARGET, [4, 10], groups, hidden)) == {"bc"}  # no counted point: left out
 
 
 def test_nme_rejects_bad_normalisers_and_empty_faces():

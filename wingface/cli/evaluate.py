@@ -86,3 +86,7 @@ def _print_table(r: dict) -> None:
     print(f"  {'inter-pupil':14s} {r['nme_inter_pupil']:7.3f} {ip['fr_10']:8.2f} {ip['auc_10']:7.4f} {ip['fr_8']:7.2f} {ip['auc_8']:6.4f}")
     for subset, s in r["subsets"]["inter_ocular"].items():
         print(f"    {subset:24s} {s['n']:5d} faces  NME {s['nme']:.3f}% (inter-ocular)")
+    groups = r["groups"]
+    if groups["nme"]:
+        print(f"  by landmark group ({groups['normaliser'].replace('_', '-')} NME %): "
+              + "  ".join(f"{name} {value:.2f}" for name, value in groups["nme"].items()))

@@ -25,7 +25,7 @@ from ..schemes import LandmarkScheme
 
 __all__ = [
     "DEFAULT_NORMALISERS", "NMEAccumulator", "NORMALISER_KINDS", "auc", "breakdown", "ced_curve", "failure_rate",
-    "nme", "normaliser", "point_errors", "summarise",
+    "group_nme", "nme", "normaliser", "point_errors", "summarise",
 ]
 
 # Per scheme name, the normalisers papers report (the first is the headline one).
@@ -178,6 +178,33 @@ def nme(pred: Any, target: Any, norm: Any, visible: Any = None) -> np.ndarray:
     if empty.size:
         raise ValueError(f"face(s) {empty[:10].tolist()} have no visible, annotated point")
     return np.where(counted, err, 0.0).sum(axis=1) / counted.sum(axis=1) / n
+
+
+def group_nme(pred: Any, target: Any, norm: Any, groups: Mapping[str, Sequence[int]],
+              visible: Any = None) -> dict[str, float]:
+    """NME of each landmark group (jaw, eyes, mouth, ...): where a model errs.
+
+    Args:
+        pred, target, norm, visible: as in ``nme``.
+        groups: group name -> point indices (``LandmarkScheme.groups``).
+    Returns:
+        ``{group: NME in %}``: per face the mean counted error over the group's points divided
+        by ``norm``, averaged over the faces with at least one counted point in the group
+        (groups with none are left out).
+    """
+    t = _points(target, "target")
+    err = point_errors(pred, t) / _as_array(norm, "norm").reshape(-1, 1)
+    counted = np.isfinite(t).all(axis=-1)
+    if visible is not None:
+        counted &= _mask(visible, err.shape)
+    out: dict[str, float] = {}
+    for name, indices in groups.items():
+        c, e = counted[:, list(indices)], err[:, list(indices)]
+        faces = c.any(axis=1)
+        if faces.any():
+            per_face = np.where(c, e, 0.0)[faces].sum(axis=1) / c[faces].sum(axis=1)
+            out[name] = float(per_face.mean() * 100)
+    return out
 
 
 def _errors(errors: Any) -> np.ndarray:

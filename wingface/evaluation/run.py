@@ -24,7 +24,7 @@ from ..detection.base import pairwise_iou
 from ..geometry import apply_affine, box_from_points, rotation_about
 from ..inference.landmarker import Landmarker
 from ..schemes import LandmarkScheme
-from .metrics import breakdown, nme, normaliser, summarise
+from .metrics import DEFAULT_NORMALISERS, breakdown, group_nme, nme, normaliser, summarise
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +42,35 @@ class Evaluation:
     missed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
-    def errors(self, kind: str) -> np.ndarray:
-        """Per-face NME (fraction) with normaliser ``kind`` for the faces that were scored."""
-        if not self.records:
-            return np.zeros(0)
+    def _scoring(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Targets [N, L, 2], visibility [N, L] and normalisers [N] (pixels) of the scored faces."""
         target = np.stack([r.points for r in self.records]).astype(np.float64)
         visible = np.stack([np.ones(len(r.points), bool) if r.visible is None else r.visible for r in self.records])
         # The box normaliser uses the dataset's face boxes where it has them (AFLW), else landmark boxes.
         boxes = np.stack([r.box if r.box is not None else box_from_points(r.points) for r in self.records])
-        return nme(np.stack(self.predictions), target, normaliser(target, self.scheme, kind, boxes=boxes), visible)
+        return target, visible, normaliser(target, self.scheme, kind, boxes=boxes)
+
+    def errors(self, kind: str) -> np.ndarray:
+        """Per-face NME (fraction) with normaliser ``kind`` for the faces that were scored."""
+        if not self.records:
+            return np.zeros(0)
+        target, visible, norm = self._scoring(kind)
+        return nme(np.stack(self.predictions), target, norm, visible)
+
+    def group_errors(self, kind: str) -> dict[str, float]:
+        """NME in % of each of the scheme's landmark groups (jaw, eyes, ...) with normaliser ``kind``."""
+        if not self.records or not self.scheme.groups:
+            return {}
+        target, visible, norm = self._scoring(kind)
+        return group_nme(np.stack(self.predictions), target, norm, self.scheme.groups, visible)
 
     def report(self, **info: Any) -> dict[str, Any]:
-        """The JSON-ready summary: headline NMEs in %, FR in %, AUC, per-face errors, per-subset breakdown."""
+        """The JSON-ready summary: headline NMEs in %, FR in %, AUC, per-face errors, per-subset and
+        per-landmark-group breakdowns."""
         io, ip = self.errors("inter_ocular"), self.errors("inter_pupil")
         s_io, s_ip = _summary(io), _summary(ip)
         subsets = [face_labels(r) for r in self.records]
+        group_kind = DEFAULT_NORMALISERS.get(self.scheme.name, ("inter_ocular",))[0]
         return {
             **info,
             "faces": len(self.records),
@@ -67,6 +81,7 @@ class Evaluation:
             "inter_pupil": {"fr_10": s_ip["fr@10"], "auc_10": s_ip["auc@10"], "fr_8": s_ip["fr@8"], "auc_8": s_ip["auc@8"]},
             "subsets": {"inter_ocular": breakdown(io, subsets) if len(io) else {},
                         "inter_pupil": breakdown(ip, subsets) if len(ip) else {}},
+            "groups": {"normaliser": group_kind, "nme": self.group_errors(group_kind)},
             "missed_faces": self.missed,
             "failed_images": [{"image": i, "error": e} for i, e in self.failed],
             "per_face": [
