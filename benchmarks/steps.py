@@ -50,11 +50,13 @@ def train(name: str, config: str, out: Path, overrides: list[str]) -> None:
     step(name, None, ["train", config, f"out={out}", *overrides, "--no-progress"])
 
 
-def train_stage2(stage1: Path, cache: Path, residuals: Path, out: Path, overrides: list[str]) -> None:
+def train_stage2(stage1: Path, cache: Path, residuals: Path, out: Path, overrides: list[str]) -> list[str]:
     """Measure stage 1's residuals in the aligned frame (to ``residuals``), then train the CNN-7
-    stage 2 (configs/300w-cnn7-stage2.yaml) into ``out`` with that crop jitter and ``overrides``."""
+    stage 2 (configs/300w-cnn7-stage2.yaml) into ``out`` with that crop jitter and ``overrides``.
+    Returns the jitter as ``key=value`` overrides, for further stage-2 training."""
     step("stage 1 residuals", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"),
                                           "--data", str(cache), "--json", str(residuals)])
     jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
-    train("stage 2", "configs/300w-cnn7-stage2.yaml", out,
-          [f"data={cache}", *overrides, *(f"{k}={v}" for k, v in jitter.items())])
+    jitter_overrides = [f"{k}={v}" for k, v in jitter.items()]
+    train("stage 2", "configs/300w-cnn7-stage2.yaml", out, [f"data={cache}", *overrides, *jitter_overrides])
+    return jitter_overrides
