@@ -149,6 +149,28 @@ def normaliser(target: Any, scheme: LandmarkScheme | None, kind: Any, boxes: Any
     return _set_distance(t, _point_sets(kind))
 
 
+def _normalised_point_errors(pred: Any, target: Any, norm: Any, visible: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Point errors divided by each face's normaliser, float64 [N, L], and which points count,
+    bool [N, L] (annotated and, if ``visible`` is given, visible); arguments as in ``nme``."""
+    t = _points(target, "target")
+    err = point_errors(pred, t)
+    counted = np.isfinite(t).all(axis=-1)
+    if visible is not None:
+        counted &= _mask(visible, err.shape)
+    n = _as_array(norm, "norm").reshape(-1)
+    if n.shape != (err.shape[0],):
+        raise ValueError(f"norm: expected {err.shape[0]} values, got {n.size}")
+    bad = np.flatnonzero(~(np.isfinite(n) & (n > 0)))
+    if bad.size:
+        raise ValueError(f"norm: face(s) {bad[:10].tolist()} have a zero, negative or non-finite normaliser")
+    return err / n[:, None], counted
+
+
+def _counted_mean(err: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Per-row mean of ``err`` [N, K] over the ``counted`` [N, K] entries (every row has one)."""
+    return np.where(counted, err, 0.0).sum(axis=1) / counted.sum(axis=1)
+
+
 def nme(pred: Any, target: Any, norm: Any, visible: Any = None) -> np.ndarray:
     """Normalised mean error of each face.
 
@@ -163,21 +185,11 @@ def nme(pred: Any, target: Any, norm: Any, visible: Any = None) -> np.ndarray:
     Raises:
         ValueError: a normaliser is not finite and positive, or a face has no counted point.
     """
-    t = _points(target, "target")
-    err = point_errors(pred, t)
-    counted = np.isfinite(t).all(axis=-1)
-    if visible is not None:
-        counted &= _mask(visible, err.shape)
-    n = _as_array(norm, "norm").reshape(-1)
-    if n.shape != (err.shape[0],):
-        raise ValueError(f"norm: expected {err.shape[0]} values, got {n.size}")
-    bad = np.flatnonzero(~(np.isfinite(n) & (n > 0)))
-    if bad.size:
-        raise ValueError(f"norm: face(s) {bad[:10].tolist()} have a zero, negative or non-finite normaliser")
+    err, counted = _normalised_point_errors(pred, target, norm, visible)
     empty = np.flatnonzero(~counted.any(axis=1))
     if empty.size:
         raise ValueError(f"face(s) {empty[:10].tolist()} have no visible, annotated point")
-    return np.where(counted, err, 0.0).sum(axis=1) / counted.sum(axis=1) / n
+    return _counted_mean(err, counted)
 
 
 def group_nme(pred: Any, target: Any, norm: Any, groups: Mapping[str, Sequence[int]],
@@ -191,19 +203,16 @@ def group_nme(pred: Any, target: Any, norm: Any, groups: Mapping[str, Sequence[i
         ``{group: NME in %}``: per face the mean counted error over the group's points divided
         by ``norm``, averaged over the faces with at least one counted point in the group
         (groups with none are left out).
+    Raises:
+        ValueError: a normaliser is not finite and positive.
     """
-    t = _points(target, "target")
-    err = point_errors(pred, t) / _as_array(norm, "norm").reshape(-1, 1)
-    counted = np.isfinite(t).all(axis=-1)
-    if visible is not None:
-        counted &= _mask(visible, err.shape)
+    err, counted = _normalised_point_errors(pred, target, norm, visible)
     out: dict[str, float] = {}
     for name, indices in groups.items():
         c, e = counted[:, list(indices)], err[:, list(indices)]
         faces = c.any(axis=1)
         if faces.any():
-            per_face = np.where(c, e, 0.0)[faces].sum(axis=1) / c[faces].sum(axis=1)
-            out[name] = float(per_face.mean() * 100)
+            out[name] = float(_counted_mean(e[faces], c[faces]).mean() * 100)
     return out
 
 
