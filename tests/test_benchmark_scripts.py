@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = ["ablations.py", "peers.py", "run_all.py", "shipped_model.py"]
+SCRIPTS = ["ablations.py", "mediapipe_peer.py", "peers.py", "run_all.py", "shipped_model.py"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import wingface.data.cache as cache_module
-from wingface.data.cache import FaceCache, load_cache, prepare_cache
+from wingface.cli.main import main
+from wingface.data.cache import JPEG_FILE, FaceCache, compact_cache, load_cache, prepare_cache
 from wingface.data.datasets import open_dataset
 from wingface.data.images import read_image
 from wingface.data.records import FaceRecord
@@ -202,6 +203,120 @@ def test_load_cache_on_non_cache_folders(synthetic_300w: Path, tmp_path: Path) -
     (tmp_path / "meta.json").write_text(json.dumps({"format": "something-else", "version": 1}))
     with pytest.raises(ValueError, match="unsupported cache format 'something-else'"):
         load_cache(tmp_path)
+
+
+# ----------------------------------------------------------------------------- compact (JPEG) caches
+
+
+@pytest.fixture(scope="module")
+def raw_and_jpeg(synthetic_300w: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The synthetic training faces prepared twice: raw crops and JPEG crops at quality 90."""
+    records = open_dataset(synthetic_300w).read("300w-train").records
+    out = tmp_path_factory.mktemp("jpeg_cache")
+    _prepare(records, out / "raw")
+    _prepare(records, out / "jpeg", jpeg_quality=90)
+    return out / "raw", out / "jpeg"
+
+
+def test_jpeg_cache_round_trip(raw_and_jpeg) -> None:
+    raw_dir, jpeg_dir = raw_and_jpeg
+    raw, jpeg = load_cache(raw_dir), load_cache(jpeg_dir)
+    assert jpeg.images.shape == raw.images.shape == (SYNTHETIC_TRAIN, CROP, CROP, 3)
+    assert jpeg.images.dtype == np.uint8
+    error = np.abs(jpeg.images.astype(np.int16) - raw.images)
+    # Grey levels: 3.4 on these sharp-edged 64-pixel synthetic crops (1.6 on real 256-pixel faces);
+    # crops decoded in BGR order would be 27 off.
+    assert error.mean() < 6.0
+    for name in ("points", "visible", "to_image"):
+        np.testing.assert_array_equal(getattr(jpeg, name), getattr(raw, name))
+    assert jpeg.meta["images"] == {"encoding": "jpeg", "quality": 90}
+    assert raw.meta["images"] == {"encoding": "raw"} and raw.meta["version"] == 1
+    assert jpeg.meta["faces"] == raw.meta["faces"]
+    assert not (jpeg_dir / "images.npy").exists()
+    assert (jpeg_dir / JPEG_FILE).stat().st_size < (raw_dir / "images.npy").stat().st_size / 3
+    assert isinstance(load_cache(jpeg_dir, mmap=True).images, np.ndarray)  # decoded, mmap or not
+
+
+def test_compact_cache_equals_preparing_as_jpeg(raw_and_jpeg, tmp_path: Path) -> None:
+    raw_dir, jpeg_dir = raw_and_jpeg
+    assert compact_cache(raw_dir, tmp_path / "compact", 90, progress=False) == tmp_path / "compact"
+    compact, prepared = load_cache(tmp_path / "compact"), load_cache(jpeg_dir)
+    np.testing.assert_array_equal(compact.images, prepared.images)  # the same encoder on the same crops
+    np.testing.assert_array_equal(compact.points, prepared.points)
+    assert compact.meta == prepared.meta
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("quality", [0, 101, 9.5, True])
+def test_jpeg_quality_is_checked(raw_and_jpeg, tmp_path: Path, quality) -> None:
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        compact_cache(raw_and_jpeg[0], tmp_path / "compact", quality, progress=False)
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        prepare_cache([], tmp_path / "cache", SCHEME, jpeg_quality=quality)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _rewrite_jpegs(folder: Path, data: np.ndarray, offsets: np.ndarray) -> None:
+    np.savez(folder / JPEG_FILE, data=data, offsets=offsets)
+
+
+def _stored_jpegs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(folder / JPEG_FILE) as stored:
+        return stored["data"].copy(), stored["offsets"].copy()
+
+
+def test_corrupt_jpeg_crop_is_named(raw_and_jpeg, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(raw_and_jpeg[1], tmp_path / "cache"))
+    data, offsets = _stored_jpegs(folder)
+    broken = data.copy()
+    broken[offsets[2] + 2:offsets[3] - 2] = 0  # crop 2: markers kept, content destroyed
+    _rewrite_jpegs(folder, broken, offsets)
+    with pytest.raises(ValueError, match=rf"{JPEG_FILE}: crop 2 is not a valid {CROP}x{CROP} JPEG"):
+        load_cache(folder)
+    short = np.concatenate([data[:offsets[-1] - 100]])  # the last crop truncated
+    _rewrite_jpegs(folder, short, np.append(offsets[:-1], len(short)))
+    with pytest.raises(ValueError, match=rf"crop {SYNTHETIC_TRAIN - 1} is not a valid"):
+        load_cache(folder)
+
+
+def test_corrupt_jpeg_file_is_named(raw_and_jpeg, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(raw_and_jpeg[1], tmp_path / "cache"))
+    data, offsets = _stored_jpegs(folder)
+    _rewrite_jpegs(folder, data, offsets[:-1])  # one offset short
+    with pytest.raises(ValueError, match=rf"{JPEG_FILE}: corrupt JPEG crops file \(offsets"):
+        load_cache(folder)
+    (folder / JPEG_FILE).write_bytes((folder / JPEG_FILE).read_bytes()[:1000])  # a truncated archive
+    with pytest.raises(ValueError, match=rf"{JPEG_FILE}: corrupt JPEG crops file"):
+        load_cache(folder)
+    (folder / JPEG_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=JPEG_FILE):
+        load_cache(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps(dict(meta, images={"encoding": "png"})))
+    with pytest.raises(ValueError, match="meta.json: unknown image encoding 'png'"):
+        load_cache(folder)
+
+
+def test_cli_prepare_jpeg_and_convert(synthetic_300w: Path, tmp_path: Path, capsys) -> None:
+    assert main(["prepare", str(synthetic_300w), "--out", str(tmp_path / "jpeg"), "--crop-size", "32",
+                 "--jpeg", "80"]) == 0
+    assert load_cache(tmp_path / "jpeg").meta["images"] == {"encoding": "jpeg", "quality": 80}
+    assert main(["prepare", str(synthetic_300w), "--out", str(tmp_path / "raw"), "--crop-size", "32"]) == 0
+    assert (tmp_path / "raw" / "images.npy").is_file()  # raw stays the default
+    capsys.readouterr()
+    assert main(["prepare", str(tmp_path / "raw"), "--out", str(tmp_path / "converted"), "--jpeg", "85"]) == 0
+    assert f"wrote {SYNTHETIC_TRAIN} faces to {tmp_path / 'converted'} as JPEG quality 85" in capsys.readouterr().out
+    converted = load_cache(tmp_path / "converted")
+    assert converted.meta["images"]["quality"] == 85 and converted.crop_size == 32
+
+
+@pytest.mark.parametrize("extra, message", [([], "already a cache: pass --jpeg QUALITY"),
+                                            (["--jpeg", "90", "--split", "300w-train"], "--split only apply"),
+                                            (["--jpeg", "0"], "jpeg_quality")])
+def test_cli_convert_errors(raw_and_jpeg, tmp_path: Path, capsys, extra, message) -> None:
+    assert main(["prepare", str(raw_and_jpeg[0]), "--out", str(tmp_path / "out"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------- real 300-W data

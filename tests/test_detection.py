@@ -20,7 +20,7 @@ from wingface.detection import (
     pairwise_iou,
 )
 from wingface.detection.blazeface import blazeface_anchors, decode_blazeface, weighted_nms
-from wingface.detection.cascade import rot90_to_original
+from wingface.detection.cascade import eye_roll, map_detection, rot90_to_original
 from wingface.geometry import apply_affine, box_center, box_size, invert_affine, square_matrix, warp_image
 
 # Hand-checked face box of the bundled astronaut (512 x 512): forehead to chin, ear to ear.
@@ -56,6 +56,28 @@ class _BrightestPixel(FaceDetector):
         return [Detection([x - 2, y - 2, x + 3, y + 2], 0.9, 0.0, [[x, y]], self.name)]
 
 
+class _UpsideDownFace(FaceDetector):
+    """Stub for a pixel marked in the top-left quadrant: 'finds' a face there (eyes at +-1 px)
+    with score 0.9 when the image is upside down (the pixel is in the bottom-right quadrant)
+    and, when ``upright_score`` is given, with that score and eyes rolled by pi upright."""
+
+    name = "upside-down"
+    box_fit = BoxFit(dx=0.0, dy=0.0, scale=1.0, spread=0.0)
+
+    def __init__(self, upright_score: float | None = None) -> None:
+        self.upright_score = upright_score
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        y, x = np.unravel_index(np.argmax(rgb.sum(axis=2)), (h, w))
+        box = [x - 2, y - 2, x + 2, y + 2]
+        if y >= h / 2 and x >= w / 2:
+            return [Detection(box, 0.9, 0.0, [[x - 1, y], [x + 1, y]], self.name)]
+        if y < h / 2 and x < w / 2 and self.upright_score is not None:
+            return [Detection(box, self.upright_score, 0.0, [[x + 1, y], [x - 1, y]], self.name)]
+        return []
+
+
 @pytest.mark.parametrize("name,keypoints", [("blazeface", 6), ("yunet", 5)])
 def test_each_detector_finds_the_astronaut(astronaut, detectors, name, keypoints):
     found = detectors[name].detect(astronaut)
@@ -89,7 +111,7 @@ def test_cascade_finds_quarter_turned_astronaut_with_its_angle(astronaut, cascad
     assert np.abs(crop - crop0).mean() < 3.0
 
 
-@pytest.mark.parametrize("k,angle", [(1, -math.pi / 2), (-1, math.pi / 2)])
+@pytest.mark.parametrize("k,angle", [(1, -math.pi / 2), (-1, math.pi / 2), (2, math.pi)])
 def test_rot90_to_original_maps_pixels_and_angle(k, angle):
     image = np.arange(12).reshape(3, 4)
     turned = np.rot90(image, k)
@@ -99,6 +121,69 @@ def test_rot90_to_original_maps_pixels_and_angle(k, angle):
             ox, oy = apply_affine(matrix, np.array([[x, y]]))[0].round().astype(int)
             assert image[oy, ox] == turned[y, x]
     assert math.atan2(matrix[0, 1], matrix[0, 0]) == pytest.approx(angle)
+
+
+def test_half_turn_matrix_maps_corners_and_a_marked_pixel_both_ways():
+    image = np.zeros((3, 5), dtype=int)
+    image[0, 1] = 1
+    turned = np.rot90(image, 2)
+    matrix = rot90_to_original(2, 5, 3)
+    np.testing.assert_allclose(apply_affine(matrix, np.array([[0.0, 0.0], [4.0, 2.0], [4.0, 0.0]])),
+                               [[4, 2], [0, 0], [0, 2]])
+    y, x = np.argwhere(turned == 1)[0]
+    np.testing.assert_allclose(apply_affine(matrix, np.array([[x, y]], float)), [[1, 0]])
+    np.testing.assert_array_equal(np.rot90(turned, 2), image)
+    np.testing.assert_allclose(apply_affine(invert_affine(matrix), np.array([[1.0, 0.0]])), [[x, y]])
+    with pytest.raises(ValueError, match="k"):
+        rot90_to_original(3, 5, 3)
+
+
+@pytest.mark.parametrize("found_at,expected", [(0.0, math.pi), (-math.pi / 2, math.pi / 2), (math.pi / 2, -math.pi / 2)])
+def test_map_detection_half_turn_wraps_the_angle(found_at, expected):
+    face = Detection([1.0, 2.0, 3.0, 5.0], 0.5, found_at, [[1.0, 2.0]], "stub")
+    mapped = map_detection(face, rot90_to_original(2, 10, 8))
+    assert mapped.angle == pytest.approx(expected) and -math.pi < mapped.angle <= math.pi
+    np.testing.assert_allclose(mapped.box, [6, 2, 8, 5])
+    np.testing.assert_allclose(mapped.keypoints, [[8, 5]])
+
+
+@pytest.mark.parametrize("upright_score", [None, 0.5])
+def test_cascade_finds_an_upside_down_face_with_angle_pi(upright_score):
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[5, 10] = 255
+    # None: nothing is found upright (the retry); 0.5: found upright with the eyes rolled by
+    # pi, the roll check tries the turns and the half turn's higher score wins.
+    found = DetectorCascade([_UpsideDownFace(upright_score)]).detect(image)
+    assert len(found) == 1
+    face = found[0]
+    assert face.angle == pytest.approx(math.pi) and face.score == 0.9
+    np.testing.assert_allclose(face.box, [8, 3, 12, 7])
+    np.testing.assert_allclose(face.keypoints, [[11, 5], [9, 5]])
+    assert abs(float(eye_roll(face.keypoints))) == pytest.approx(math.pi)
+
+
+class _WeakUpright(_UpsideDownFace):
+    """`_UpsideDownFace` whose weak upright face has level eyes: only its score says it is wrong."""
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        return [Detection(d.box, d.score, 0.0, d.keypoints[::-1] if d.score != 0.9 else d.keypoints, self.name)
+                for d in super()._detect(rgb)]
+
+
+def test_a_weak_upright_face_loses_to_a_stronger_turned_copy():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[5, 10] = 255
+    assert DetectorCascade([_WeakUpright(0.5)], weak_score=None).detect(image)[0].angle == 0.0  # no roll shown
+    found = DetectorCascade([_WeakUpright(0.5)]).detect(image)
+    assert found[0].score == 0.9 and found[0].angle == pytest.approx(math.pi)
+    assert DetectorCascade([_WeakUpright(0.8)]).detect(image)[0].angle == 0.0  # strong enough: kept
+
+
+def test_cascade_keeps_the_upright_face_when_no_turn_scores_higher():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[5, 10] = 255
+    found = DetectorCascade([_UpsideDownFace(0.95)]).detect(image)
+    assert len(found) == 1 and found[0].angle == 0.0 and found[0].score == 0.95
 
 
 def test_cascade_retries_turned_copies_when_nothing_is_found_upright():

@@ -64,8 +64,8 @@ def test_folder_outputs_and_a_named_failure(folder, model, tmp_path, capsys):
     assert len(record["faces"]) == 1 and len(record["faces"][0]["points"]) == 68
     with open(out / "landmarks.csv", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0][:9] == ["image", "face", "score", "box_x0", "box_y0", "box_x1", "box_y1", "x0", "y0"]
-    assert len(rows[0]) == 7 + 136 and [r[0] for r in rows[1:]] == ["a.jpg", "b.png", "sub/a.jpg"]
+    assert rows[0][:10] == ["image", "face", "score", "confidence", "box_x0", "box_y0", "box_x1", "box_y1", "x0", "y0"]
+    assert rows[0][-1] == "c67" and len(rows[0]) == 8 + 136 + 68 and [r[0] for r in rows[1:]] == ["a.jpg", "b.png", "sub/a.jpg"]
     assert cv2.imread(str(out / "a.landmarks.png")).shape == (256, 256, 3)
 
 

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEME = get_scheme("300w-68")
 # 60 faces, val_fraction 0.2: 48 training faces, 6 steps per epoch at batch 8 (PDB off).
 BASE = ("epochs=1", "batch_size=8", "threads=1", "device=cpu", "model.input_size=32",
-        "pdb.enabled=false", "val_fraction=0.2")
+        "pdb.enabled=false", "val_fraction=0.2", "precision=fp32")
 STEPS_PER_EPOCH = 6
 
 # Runs `wingface train` in a child process that pauses for good once its last.pt reaches

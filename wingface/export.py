@@ -55,7 +55,8 @@ DEFAULT_OPSET = 17
 class PixelOutput(nn.Module):
     """A `LandmarkRegressor` whose output is decoded to crop pixels.
 
-    Input float32 [N, 3, S, S] 0..255 RGB; output float32 [N, L, 2] crop pixels.
+    Input float32 [N, 3, S, S] 0..255 RGB; output float32 [N, L, C] crop pixels: C = 2, or
+    C = 3 with the expected error of each point as the last column (models with an error head).
     """
 
     def __init__(self, model: LandmarkRegressor) -> None:
@@ -63,7 +64,7 @@ class PixelOutput(nn.Module):
         self.model = model
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.model.codec.decode(self.model(crops))
+        return self.model.predict_with_error(crops)
 
 
 def export_stage(model: LandmarkRegressor, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
@@ -164,10 +165,12 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 def _float_tail(proto) -> list[str]:
-    """Names of the last Gemm/MatMul node and every node after it (the output layer and decode)."""
+    """Names of the nodes kept in float: the points' output layer (the last Gemm/MatMul outside
+    the error head), every node after it (decode) and the error head."""
     nodes = list(proto.graph.node)
-    last = max((i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul")), default=len(nodes))
-    return [n.name for n in nodes[last:]]
+    last = max((i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul") and "error_head" not in n.name),
+               default=len(nodes))
+    return [n.name for i, n in enumerate(nodes) if i >= last or "error_head" in n.name]
 
 
 def export_onnx(model: str | Path | Sequence[LandmarkRegressor], out_dir: str | Path, *, quantize: str | None = None,
@@ -196,7 +199,9 @@ def export_onnx(model: str | Path | Sequence[LandmarkRegressor], out_dir: str | 
         entries = [_export_one(m, i, tmp, mode, opset, calibration) for i, m in enumerate(models)]
         manifest = {"format": FORMAT, "version": VERSION, "source": source, "opset": opset, "quantize": mode,
                     "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", 3, "S", "S"], "range": [0, 255]},
-                    "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", "L", 2], "unit": "crop pixels"},
+                    "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", "L", "C"],
+                               "unit": "crop pixels: x, y (C = 2), and the expected error (C = 3, the "
+                                       "stages whose spec has uncertainty)"},
                     "stages": entries}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     log.debug("exported %d stage(s) of %s to %s%s", len(models), source, out_dir, " (int8)" if mode else "")

@@ -20,6 +20,7 @@ from ..data.synthetic import synthetic_faces
 from ..data.records import FaceRecord
 from ..losses import create_loss
 from ..models import create_model
+from ..models.precision import autocast, fast_bf16, resolve_precision
 from ..schemes import get_scheme
 from ..training.pipeline import TrainData, batch_seed
 
@@ -45,13 +46,30 @@ def _synthetic_cache(root: Path, faces: int, seed: int):
 
 
 def bench_train(arch: str = "cnn6", batch_size: int = 64, steps: int = 10, warmup: int = 3, faces: int = 256,
-                channels_last: bool = True, threads: int | None = None, seed: int = 0) -> dict[str, Any]:
-    """Measure steady-state training images/s for ``arch``; returns a JSON-ready dict."""
+                channels_last: bool = True, threads: int | None = None, seed: int = 0,
+                precision: str = "auto") -> dict[str, Any]:
+    """Steady-state training images/s for ``arch`` at every precision the CPU runs natively
+    (``precisions``: fp32, and bf16 where supported); the top-level figures are those of
+    ``precision`` (resolved as the trainer does). Returns a JSON-ready dict."""
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+    cpu = torch.device("cpu")
+    default = resolve_precision(precision, cpu)
     with tempfile.TemporaryDirectory() as tmp:
         cache = _synthetic_cache(Path(tmp), faces, seed)
+    measured = {p: _bench_precision(p, arch, cache, batch_size, steps, warmup, channels_last, seed)
+                for p in (["fp32", "bf16"] if fast_bf16(cpu) else ["fp32"])}
+    input_size = create_model(arch, cache.scheme).spec.input_size
+    return {
+        "model": arch, "batch_size": batch_size, "input_size": input_size, "channels_last": channels_last,
+        "threads": torch.get_num_threads(), "steps_timed": steps, "precision": default, **measured[default],
+        "precisions": measured, "torch": torch.__version__,
+    }
+
+
+def _bench_precision(precision: str, arch: str, cache, batch_size: int, steps: int, warmup: int,
+                     channels_last: bool, seed: int) -> dict[str, Any]:
+    torch.manual_seed(seed)
     model = create_model(arch, cache.scheme)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt).train()
@@ -61,9 +79,12 @@ def bench_train(arch: str = "cnn6", batch_size: int = 64, steps: int = 10, warmu
     data = TrainData(cache, augmenter, val_fraction=0.0, pdb_bins=9)
     epoch = data.epoch_indices(0, seed, batch_size) if data.steps_per_epoch(batch_size) else None
     ready = data.batch(np.arange(batch_size) % len(cache), train=True, generator=torch.Generator().manual_seed(seed))
+    device = torch.device("cpu")
 
     def optimise(images: torch.Tensor, points: torch.Tensor, visible: torch.Tensor) -> None:
-        loss = loss_fn(model(images.contiguous(memory_format=fmt)), model.codec.encode(points), visible)
+        with autocast(precision, device):
+            output = model(images.contiguous(memory_format=fmt))
+        loss = loss_fn(output.float(), model.codec.encode(points), visible)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -80,11 +101,8 @@ def bench_train(arch: str = "cnn6", batch_size: int = 64, steps: int = 10, warmu
     full_s = _timed(full_step, warmup, steps)
     pipeline_s = _timed(pipeline, warmup, steps)
     return {
-        "model": arch, "batch_size": batch_size, "input_size": model.spec.input_size, "channels_last": channels_last,
-        "threads": torch.get_num_threads(), "steps_timed": steps,
         "model_only_img_s": round(batch_size / model_s, 1),
         "full_pipeline_img_s": round(batch_size / full_s, 1),
         "pipeline_ms_per_batch": round(1000 * pipeline_s, 2),
         "pipeline_share_of_step": round(pipeline_s / full_s, 4),
-        "torch": torch.__version__,
     }

@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     t.add_argument("--no-channels-last", action="store_true", help="use the default memory format")
+    t.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="auto",
+                   help="precision of the top-level figures (every native precision is measured)")
     t.add_argument("--json", type=Path, help="write the result here")
     t.set_defaults(func=run_train)
     pr = verbs.add_parser("predict", help="inference ms per face (stage 1, cascade; PyTorch, onnxruntime; "
@@ -37,7 +39,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..bench.train_speed import bench_train
 
     result = bench_train(args.model, batch_size=args.batch_size, steps=args.steps, threads=args.threads,
-                         channels_last=not args.no_channels_last)
+                         channels_last=not args.no_channels_last, precision=args.precision)
     _emit(result, args.json)
     return 0
 

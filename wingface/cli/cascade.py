@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -17,6 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--val-fraction", type=float, default=0.1, help="as in training (default 0.1)")
     r.add_argument("--split-seed", type=int, default=0, help="as in training (default 0)")
     r.add_argument("--margin", type=float, default=0.25, help="stage 2's box margin (default 0.25)")
+    r.add_argument("--rotation-deg", type=float, metavar="DEG",
+                   help="rotation jitter of the measured crops (default: the stage's own training jitter). "
+                        "Stage 1's last pass runs on a de-rotated square, so for a stage 1 trained on the "
+                        "full circle give the cascade's de-rotation threshold (15)")
     r.add_argument("--json", type=Path, help="write the measurement here")
     r.set_defaults(func=run_residuals)
     b = verbs.add_parser("build", help="chain checkpoints (stage 1 first) into one cascade file")
@@ -24,6 +29,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, type=Path, help="cascade file to write")
     b.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     b.set_defaults(func=run_build)
+    c = verbs.add_parser("calibrate", help="rescale the last stage's error head to the errors it makes on "
+                                           "validation faces (see wingface.evaluation.calibration)")
+    c.add_argument("model", help="cascade file whose last stage has an error head")
+    c.add_argument("--data", required=True, help="training cache (wingface prepare) the stages were trained on")
+    c.add_argument("--val-fraction", type=float, default=0.1, help="as in training (default 0.1)")
+    c.add_argument("--split-seed", type=int, default=0, help="as in training (default 0)")
+    c.add_argument("--out", required=True, type=Path, help="calibrated cascade file to write")
+    c.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    c.add_argument("--json", type=Path, help="write the measurement here")
+    c.set_defaults(func=run_calibrate)
 
 
 def run_residuals(args: argparse.Namespace) -> int:
@@ -41,6 +56,8 @@ def run_residuals(args: argparse.Namespace) -> int:
     spec = loaded.spec
     train_cfg = (loaded.extra or {}).get("train_config")
     augment = from_dict(TrainConfig, train_cfg).augment if train_cfg else AugmentConfig()
+    if args.rotation_deg is not None:
+        augment = replace(augment, rotation_deg=args.rotation_deg)
     augmenter = BatchAugmenter(augment, cache.scheme, spec.input_size, margin=spec.box_margin)
     data = TrainData(cache, augmenter, val_fraction=args.val_fraction, split_seed=args.split_seed, pdb_bins=None)
     reference = reference_shape(cache.points[data.train_idx])
@@ -63,4 +80,30 @@ def run_build(args: argparse.Namespace) -> int:
     extra = {"stages": [str(m) for m in args.models]}
     save_cascade(args.out, models, extra=extra, half=args.half)
     print(f"wrote {args.out}: " + " -> ".join(f"{m.spec.arch} ({m.spec.crop})" for m in models))
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ..atomic import write_text_atomic
+    from ..data.cache import load_cache
+    from ..evaluation.calibration import error_scale, rescale_error_head
+    from ..inference.cascade import Cascade
+    from ..inference.stages import Stage, TorchBackend
+    from ..models import load_stages, save_cascade
+    from ..training.pipeline import split_train_val
+
+    cache = load_cache(args.data)
+    models = [m.model for m in load_stages(args.model, expect_scheme=cache.scheme)]
+    _, val = split_train_val(len(cache), args.val_fraction, args.split_seed)
+    if not len(val):
+        raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation faces to calibrate on")
+    cascade = Cascade([Stage(m.spec, TorchBackend(m)) for m in models])
+    result = error_scale(cascade, [cache.images[i] for i in val], [cache.points[i] for i in val])
+    rescale_error_head(models[-1], result["scale"])
+    save_cascade(args.out, models, extra={"calibrated_from": str(args.model), "error_calibration": result},
+                 half=args.half)
+    print(f"error head scale {result['scale']:.4f} on {result['faces']} validation faces "
+          f"(expected {result['predicted_px']:.2f} px, observed {result['observed_px']:.2f} px); wrote {args.out}")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
     return 0

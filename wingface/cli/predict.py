@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 GLOB_CHARS = set("*?[")
+LOW_CONFIDENCE = 0.5  # faces under this are counted in the summary as doubtful fits
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="default", choices=(*DETECTOR_NAMES, "none"),
                    help="face detector (default: BlazeFace, then YuNet); none: boxes must be given")
     p.add_argument("--batch-size", type=int, default=16, help="images per network batch (default 16)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="drop faces whose landmark confidence is below C (0..1); in videos, a followed face "
+                        f"under C (default {LOW_CONFIDENCE}) is looked for again with the detector")
     p.add_argument("--strict", action="store_true", help="stop at the first failed item")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _model_options(p)
@@ -100,6 +104,8 @@ class Report:
 
     images: int = 0
     faces: int = 0
+    low_confidence: int = 0  # faces kept whose confidence is under LOW_CONFIDENCE
+    turned: int = 0  # faces the detector found only in a turned copy of the image
     videos: int = 0
     frames: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -252,15 +258,18 @@ def write_image_outputs(out: Path, name: str, path: Path, image, faces, draw: bo
 
 def csv_rows(name: str, faces) -> Iterator[list]:
     """Rows of landmarks.csv for one image."""
+    from ..inference.results import confidence_text
+
     for k, face in enumerate(faces):
-        yield [name, k, f"{face.score:.5f}", *(f"{v:.2f}" for v in face.box),
-               *(f"{v:.3f}" for v in face.points.reshape(-1))]
+        yield [name, k, f"{face.score:.5f}", confidence_text(face.confidence), *(f"{v:.2f}" for v in face.box),
+               *(f"{v:.3f}" for v in face.points.reshape(-1)), *map(confidence_text, face.point_confidence)]
 
 
 def csv_header(num_points: int) -> list[str]:
-    """Columns of landmarks.csv: image, face, score, box_x0..box_y1, x0, y0, x1, y1, ..."""
-    return ["image", "face", "score", "box_x0", "box_y0", "box_x1", "box_y1",
-            *(c for i in range(num_points) for c in (f"x{i}", f"y{i}"))]
+    """Columns of landmarks.csv: image, face, score, confidence, box_x0..box_y1, x0, y0, x1, y1,
+    ..., then each point's confidence c0, c1, ... (confidences empty without an error head)."""
+    return ["image", "face", "score", "confidence", "box_x0", "box_y0", "box_x1", "box_y1",
+            *(c for i in range(num_points) for c in (f"x{i}", f"y{i}")), *(f"c{i}" for i in range(num_points))]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -293,6 +302,8 @@ def run_predict(args: argparse.Namespace) -> int:
     """The ``predict`` verb; returns 1 if any item failed."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     smoothing = _smoothing(args)
     report = Report(strict=args.strict)
     boxes = read_boxes(args.boxes) if args.boxes else {}
@@ -336,12 +347,14 @@ def _run_images(items: list[Item], landmarker, boxes: dict[str, Any], args, repo
     with tqdm(total=len(items), unit="img", disable=True if args.no_progress else None, leave=False) as bar:
         for start in range(0, len(items), args.batch_size):
             chunk = items[start:start + args.batch_size]
-            for item, image, faces in _predict_chunk(chunk, landmarker, boxes, used, report):
+            for item, image, faces in _predict_chunk(chunk, landmarker, boxes, used, report, args.min_confidence):
                 written = _guard(report, str(item.path), lambda: write_image_outputs(
                     args.out, item.name, item.path, image, faces, args.draw))
                 if written is not None:
                     report.images += 1
                     report.faces += len(faces)
+                    report.low_confidence += sum(f.confidence < LOW_CONFIDENCE for f in faces)
+                    report.turned += sum(abs(f.angle) > 1e-6 for f in faces)
                     rows += csv_rows(item.rel, faces)
             bar.update(len(chunk))
     unused = sorted(set(boxes) - used)
@@ -351,7 +364,8 @@ def _run_images(items: list[Item], landmarker, boxes: dict[str, Any], args, repo
     return rows
 
 
-def _predict_chunk(chunk: list[Item], landmarker, boxes, used: set[str], report: Report):
+def _predict_chunk(chunk: list[Item], landmarker, boxes, used: set[str], report: Report,
+                   min_confidence: float | None):
     """(item, image, faces) for the chunk's readable images; the rest are reported."""
     from ..data.images import read_image
 
@@ -367,18 +381,19 @@ def _predict_chunk(chunk: list[Item], landmarker, boxes, used: set[str], report:
         loaded.append((item, image, given))
     for with_boxes in (True, False):
         group = [x for x in loaded if (x[2] is not None) == with_boxes]
-        yield from _predict_group(group, landmarker, with_boxes, report)
+        yield from _predict_group(group, landmarker, with_boxes, report, min_confidence)
 
 
-def _predict_group(group, landmarker, with_boxes: bool, report: Report):
+def _predict_group(group, landmarker, with_boxes: bool, report: Report, min_confidence: float | None):
     """One batched call for the group; on an error, one call per image to name the culprit."""
     if not group:
         return
     images = [image for _, image, _ in group]
     try:
-        results = landmarker.predict_batch(images, [b for _, _, b in group] if with_boxes else None)
+        results = landmarker.predict_batch(images, [b for _, _, b in group] if with_boxes else None,
+                                           min_confidence)
     except (ValueError, TypeError):
-        results = [_guard(report, str(item.path), lambda: landmarker.predict(image, boxes))
+        results = [_guard(report, str(item.path), lambda: landmarker.predict(image, boxes, min_confidence))
                    for item, image, boxes in group]
     for (item, image, _), faces in zip(group, results):
         if faces is not None:
@@ -391,7 +406,8 @@ def _run_video(item: Item, landmarker, smoothing, args, report: Report) -> None:
     if landmarker.detector is None:
         report.fail(str(item.path), "videos need a detector (not --detector none)")
         return
-    tracker = FaceTracker(landmarker, redetect_every=args.redetect_every, smoothing=smoothing)
+    floor = LOW_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    tracker = FaceTracker(landmarker, redetect_every=args.redetect_every, smoothing=smoothing, min_confidence=floor)
     result = _guard(report, str(item.path), lambda: process_video(
         item.path, tracker, args.out / f"{item.name}.landmarks.mp4", args.out / f"{item.name}.csv",
         progress=not args.no_progress))
@@ -408,6 +424,11 @@ def _summary(report: Report, out: Path) -> None:
     if report.videos:
         parts.append(f"{report.videos} video(s) of {report.frames} frame(s)")
     print(f"wrote results for {' and '.join(parts)} to {out}")
+    if report.turned:
+        print(f"{report.turned} face(s) were found only in a turned copy of their image (see angle_deg)")
+    if report.low_confidence:
+        print(f"{report.low_confidence} face(s) have a landmark confidence under {LOW_CONFIDENCE}: the fit may be "
+              "wrong (a face the detector could not resolve, a hard pose or a non-face)")
     if report.failures:
         print(f"{len(report.failures)} failed:", file=sys.stderr)
         for item, reason in report.failures:

@@ -28,7 +28,7 @@ from ..schemes import LandmarkScheme
 
 __all__ = [
     "PdbReport", "PoseAnalysis", "align_shapes", "pdb_factors", "pdb_histogram", "pdb_indices",
-    "pdb_report", "plot_pose_component", "pose_projection",
+    "pdb_report", "plot_pose_component", "pose_projection", "project_on",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class PoseAnalysis:
     Attributes:
         scheme: the landmark scheme of the shapes.
         index: 0-based principal component used (0 = PC 1).
-        mean: [L, 2] mean of the aligned shapes (unit-RMS frame centred on the origin).
+        reference: [L, 2] the alignment reference (`align_shapes`' second return; unit RMS,
+            centred on the origin); `project_on` aligns new shapes to it.
+        mean: [L, 2] mean of the aligned shapes (the reference's frame).
         component: [L, 2] unit principal direction (sign fixed: largest entry positive).
         std: standard deviation of the projections along ``component``.
         explained: share of the aligned shapes' variance along ``component`` (0..1).
@@ -52,6 +54,7 @@ class PoseAnalysis:
 
     scheme: LandmarkScheme
     index: int
+    reference: np.ndarray
     mean: np.ndarray
     component: np.ndarray
     std: float
@@ -103,9 +106,15 @@ def align_shapes(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"shapes: point(s) {np.flatnonzero(seen == 0).tolist()} are missing (NaN) in every shape")
     reference = np.nansum(_normalise(pts, known), axis=0) / seen[:, None]
     reference = _normalise(reference[None], np.ones((1, len(reference)), bool))[0]
+    return _align_to(pts, reference), reference
+
+
+def _align_to(pts: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Map each shape [N, L, 2] onto ``reference`` [L, 2] by its least-squares similarity fitted
+    on its known points; missing (NaN) points take the reference's position."""
+    known = np.all(np.isfinite(pts), axis=-1)
     to_reference = fit_similarity(np.where(known[..., None], pts, 0.0), reference, weights=known.astype(np.float64))
-    aligned = np.where(known[..., None], apply_affine(to_reference, np.nan_to_num(pts)), reference)
-    return aligned, reference
+    return np.where(known[..., None], apply_affine(to_reference, np.nan_to_num(pts)), reference)
 
 
 def pose_projection(shapes: np.ndarray, scheme: LandmarkScheme, component: int | None = None) -> PoseAnalysis:
@@ -122,7 +131,7 @@ def pose_projection(shapes: np.ndarray, scheme: LandmarkScheme, component: int |
     rank = min(len(pts) - 1, 2 * scheme.num_points)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < rank:
         raise ValueError(f"component: expected an integer in 0..{rank - 1} for {len(pts)} shapes, got {index!r}")
-    aligned, _ = align_shapes(pts)
+    aligned, reference = align_shapes(pts)
     flat = aligned.reshape(len(pts), -1)
     mean = flat.mean(axis=0)
     _, singular, rows = np.linalg.svd(flat - mean, full_matrices=False)
@@ -131,12 +140,29 @@ def pose_projection(shapes: np.ndarray, scheme: LandmarkScheme, component: int |
     return PoseAnalysis(
         scheme=scheme,
         index=int(index),
+        reference=reference,
         mean=mean.reshape(-1, 2),
         component=direction.reshape(-1, 2),
         std=float(singular[index] / np.sqrt(len(pts) - 1)),
         explained=float(variance[index] / max(variance.sum(), 1e-300)),
         projections=(flat - mean) @ direction,
     )
+
+
+def project_on(analysis: PoseAnalysis, shapes: np.ndarray) -> np.ndarray:
+    """Signed projections [N] of new shapes [N, L, 2] (any pixel frame, NaN = missing point) on
+    ``analysis``'s pose component, in the units of ``analysis.projections`` (the reference's
+    unit-RMS frame).
+
+    Each shape is aligned to ``analysis.reference`` and centred on ``analysis.mean`` exactly as
+    `pose_projection` treated its shapes, so the training shapes give back ``analysis.projections``.
+    """
+    pts = _check_shapes(shapes)
+    if pts.shape[1] != analysis.scheme.num_points:
+        raise ValueError(f"shapes: {pts.shape[1]} points per shape, scheme {analysis.scheme.name!r} "
+                         f"has {analysis.scheme.num_points}")
+    flat = _align_to(pts, analysis.reference).reshape(len(pts), -1)
+    return (flat - analysis.mean.reshape(-1)) @ analysis.component.reshape(-1)
 
 
 def pdb_histogram(projections: np.ndarray, bins: int = DEFAULT_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

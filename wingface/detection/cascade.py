@@ -1,9 +1,10 @@
-"""Detector cascade with a retry on the image turned by +-90 degrees, and the factory.
+"""Detector cascade with a retry on the image turned by +-90 and 180 degrees, and the factory.
 
-Faces lying on their side (infants, people lying down, sideways phone photos) are either
-missed by upright detectors or found with an upright box whose keypoints show the roll.
-The cascade then looks at the image turned by +-90 degrees (``np.rot90``) and reports the
-face with its angle, so the landmark crop can be taken upright.
+Faces lying on their side or upside down (infants, people lying down, sideways or inverted
+phone photos) are either missed by upright detectors or found with an upright box whose
+keypoints show the roll. The cascade then looks at the image turned by +90, -90 and 180
+degrees (``np.rot90``) and reports the face with its angle, so the landmark crop can be
+taken upright. Between those turns the detectors' own roll tolerance has to cover the rest.
 """
 
 from __future__ import annotations
@@ -20,27 +21,31 @@ from .base import BoxFit, Detection, FaceDetector
 from .blazeface import BlazeFaceDetector
 from .yunet import YuNetDetector
 
-# np.rot90's k for the two quarter turns tried: +90 (counter-clockwise on screen) and -90.
-QUARTER_TURNS = (1, -1)
+# np.rot90's k for the turns tried, in order: +90 (counter-clockwise on screen), -90, 180.
+TURNS = (1, -1, 2)
 
 
 def rot90_to_original(k: int, width: int, height: int) -> np.ndarray:
     """[2, 3] transform from pixels of ``np.rot90(image, k)`` to pixels of ``image`` [height, width].
 
-    Only k = 1 (counter-clockwise on screen) and k = -1 (clockwise) are supported.
+    Only k = 1 (counter-clockwise on screen), k = -1 (clockwise) and k = 2 (half turn) are
+    supported; the matrix's rotation angle is -k * pi / 2 (pi for k = 2).
     """
     if k == 1:  # rotated[i, j] = image[j, width - 1 - i]
         return np.array([[0.0, -1.0, width - 1.0], [1.0, 0.0, 0.0]])
     if k == -1:  # rotated[i, j] = image[height - 1 - j, i]
         return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height - 1.0]])
-    raise ValueError(f"k: expected 1 or -1 quarter turns, got {k}")
+    if k == 2:  # rotated[i, j] = image[height - 1 - i, width - 1 - j]
+        return np.array([[-1.0, 0.0, width - 1.0], [0.0, -1.0, height - 1.0]])
+    raise ValueError(f"k: expected 1, -1 or 2 (np.rot90 turns), got {k}")
 
 
 def map_detection(detection: Detection, matrix: np.ndarray) -> Detection:
     """``detection`` found in a rotated copy, mapped to the original by a rot90 ``matrix`` [2, 3].
 
     The box becomes the axis-aligned box of the mapped corners; the angle grows by the
-    matrix's rotation (radians, counter-clockwise on screen), wrapped to (-pi, pi].
+    matrix's rotation (radians, counter-clockwise on screen), wrapped to (-pi, pi] (a half
+    turn gives pi, never -pi).
     """
     corners = apply_affine(matrix, detection.box.reshape(2, 2))
     box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
@@ -59,25 +64,30 @@ def eye_roll(keypoints: np.ndarray) -> np.ndarray:
 
 
 class DetectorCascade(FaceDetector):
-    """Run detectors in order and keep the first stage's faces; retry on quarter-turned copies.
+    """Run detectors in order and keep the first stage's faces; retry on turned copies.
 
     For each stage in order, the upright image is tried; the first stage that finds a face
     wins. With ``rotate_retry``:
 
     - when no stage finds anything upright, each stage in order is run on the image turned
-      by +90 and -90 degrees, and the first stage that finds a face there wins (the turn
-      whose best score is higher);
+      by +90, -90 and 180 degrees, and the first stage that finds a face there wins (the
+      turn whose best score is highest; on a tie the earlier turn in `TURNS`);
     - when the winning upright face's eye keypoints show a roll beyond ``roll_check_deg``,
-      the same stage is also run on both turned copies and the orientation whose best score
-      is highest wins. (Detectors often find sideways faces upright with lower scores;
-      BlazeFace's eye keypoints then show the roll, YuNet's keep looking upright.)
+      or its score is under ``weak_score``, the same stage is also run on the three turned
+      copies and the orientation whose best score is highest wins. (Detectors often find
+      sideways and upside-down faces upright with lower scores; BlazeFace's eye keypoints
+      then show the roll of sideways faces, but YuNet's keep looking upright, and so do
+      BlazeFace's on the bundled photo turned 180 degrees: found upright at 0.56, at 0.92
+      in the half-turned copy. At 135 degrees a false box at 0.52 beats the face upright.)
 
-    Faces from a turned copy are mapped back to the original image with angle +-pi/2.
+    Faces from a turned copy are mapped back to the original image with angle +-pi/2 (a
+    quarter turn) or pi (the half turn).
 
     Args:
         detectors: the stages, each a `FaceDetector` with a distinct ``name``.
-        rotate_retry: enable the quarter-turn retries.
+        rotate_retry: enable the retries on turned copies.
         roll_check_deg: roll threshold in degrees for the second retry; None disables it.
+        weak_score: upright score under which the second retry also runs; None: never.
 
     ``box_fit`` is the first stage's; use `landmark_square`/`fit_for`, which pick the fit of
     the stage that produced each detection. Not thread-safe (the stages hold OpenCV nets).
@@ -85,7 +95,8 @@ class DetectorCascade(FaceDetector):
 
     name = "cascade"
 
-    def __init__(self, detectors: Sequence[FaceDetector], rotate_retry: bool = True, roll_check_deg: float | None = 30.0) -> None:
+    def __init__(self, detectors: Sequence[FaceDetector], rotate_retry: bool = True, roll_check_deg: float | None = 30.0,
+                 weak_score: float | None = 0.7) -> None:
         stages = list(detectors)
         if not stages:
             raise ValueError("detectors: expected at least one FaceDetector, got none")
@@ -100,6 +111,7 @@ class DetectorCascade(FaceDetector):
         self.stages = stages
         self.rotate_retry = rotate_retry
         self.roll_check = None if roll_check_deg is None else math.radians(roll_check_deg)
+        self.weak_score = weak_score
         self.box_fit = stages[0].box_fit
         self._by_name = {stage.name: stage for stage in stages}
 
@@ -122,18 +134,19 @@ class DetectorCascade(FaceDetector):
 
     def _check_roll(self, stage: FaceDetector, rgb: np.ndarray, found: list[Detection]) -> list[Detection]:
         best = found[0]
-        if self.roll_check is None or best.keypoints is None or len(best.keypoints) < 2:
-            return found
-        if abs(float(eye_roll(best.keypoints))) <= self.roll_check:
+        weak = self.weak_score is not None and best.score < self.weak_score
+        rolled = (self.roll_check is not None and best.keypoints is not None and len(best.keypoints) >= 2
+                  and abs(float(eye_roll(best.keypoints))) > self.roll_check)
+        if not (weak or rolled):
             return found
         turned = self._best_turn(stage, rgb)
         return turned if turned and turned[0].score > best.score else found
 
     def _best_turn(self, stage: FaceDetector, rgb: np.ndarray) -> list[Detection]:
-        """``stage``'s faces in the better of the two quarter-turned copies, mapped back."""
+        """``stage``'s faces in the best of the turned copies (`TURNS`), mapped back."""
         height, width = rgb.shape[:2]
         best: list[Detection] = []
-        for k in QUARTER_TURNS:
+        for k in TURNS:
             found = stage.detect(np.ascontiguousarray(np.rot90(rgb, k)))
             if found and (not best or found[0].score > best[0].score):
                 matrix = rot90_to_original(k, width, height)
@@ -156,7 +169,7 @@ def create_detector(name: str = "default", rotate_retry: bool = True) -> Detecto
     """A ready face detector by name: ``default`` (BlazeFace, then YuNet when BlazeFace finds
     nothing), ``blazeface``, ``yunet`` or ``yunet-first`` (for group photos and small faces).
 
-    Always a `DetectorCascade` (so the quarter-turn retry applies to every choice). Models
+    Always a `DetectorCascade` (so the turned-copy retry applies to every choice). Models
     load lazily on the first `detect`; build the detector once and reuse it, one per thread.
     Raises ValueError for an unknown name, suggesting the closest one.
     """

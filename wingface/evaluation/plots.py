@@ -116,6 +116,30 @@ def plot_ced(
     return _save(fig, path)
 
 
+def plot_confidence(confidence: np.ndarray, errors: np.ndarray, path: str | Path, threshold: float = 0.1,
+                    title: str = "Confidence against error") -> Path:
+    """Scatter of per-face confidence [N] against NME [N] (fractions, drawn in %), with the
+    failure threshold and, per confidence decile, the mean NME.
+
+    Returns:
+        The written path.
+    """
+    conf, err = np.asarray(confidence, dtype=np.float64), 100 * np.asarray(errors, dtype=np.float64)
+    fig, (ax,) = _figure(1, width=6.0, height=4.5)
+    ax.scatter(conf, err, s=6, alpha=0.5, label="faces")
+    edges = np.unique(np.quantile(conf, np.linspace(0, 1, 11)))
+    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, len(edges) - 2)
+    centres = [conf[which == k].mean() for k in range(len(edges) - 1) if np.any(which == k)]
+    means = [err[which == k].mean() for k in range(len(edges) - 1) if np.any(which == k)]
+    ax.plot(centres, means, color="C1", marker="o", label="mean NME per confidence decile")
+    ax.axhline(100 * threshold, color="grey", ls=":", lw=1, label=f"failure ({100 * threshold:g}%)")
+    ax.set(title=title, xlabel="confidence", ylabel="NME (%)", xlim=(0, 1))
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def _read_rows(source: str | Path | Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], str]:
     if isinstance(source, (str, Path)):
         path = Path(source)

@@ -68,7 +68,9 @@ class Cascade:
         return self.stages[0].spec.scheme
 
     def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
-        """Landmarks [N_i, L, 2] per image from landmark-box squares (centre, side, angle) per face."""
+        """Landmarks [N_i, L, C] per image from landmark-box squares (centre, side, angle) per
+        face: the last stage's output (C = 3 when it has an error head: x, y, expected error
+        in image pixels; see `Stage.run`)."""
         first = self.stages[0]
         points = first.run(images, [first.squares(sq, None) for sq in squares])
         for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
@@ -76,14 +78,14 @@ class Cascade:
             if not changed:
                 break
         for stage in self.stages[1:]:
-            points = stage.run(images, [stage.squares(sq, p) for sq, p in zip(squares, points)])
+            points = stage.run(images, [stage.squares(sq, p[..., :2]) for sq, p in zip(squares, points)])
         return points
 
     def _derotated(self, images, squares, points):
         """Stage 1 again, on turned squares, for the faces whose roll differs from their square's
         by more than the threshold; returns (squares, points, whether any face was redone)."""
         first = self.stages[0]
-        turned = [upright_squares(p, eye_line_roll(p, self.scheme)) for p in points]
+        turned = [upright_squares(p[..., :2], eye_line_roll(p[..., :2], self.scheme)) for p in points]
         redo = [np.abs(angle_difference(t.angle, sq.angle)) > self.derotate if len(p) else np.zeros(0, bool)
                 for t, sq, p in zip(turned, squares, points)]
         if not any(r.any() for r in redo):

@@ -20,7 +20,7 @@ from ..data.images import read_image, to_rgb_uint8
 from ..geometry import box_center, box_size, check_box
 from .cascade import Cascade
 from .loading import load_stages
-from .results import Face
+from .results import Face, confidences
 from .stages import Stage, mirror_averaged
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class Landmarker:
             self._detector = create_detector(arg) if isinstance(arg, str) else arg
         return self._detector
 
-    def predict(self, image: Any, boxes: Sequence[Sequence[float]] | None = None) -> list[Face]:
+    def predict(self, image: Any, boxes: Sequence[Sequence[float]] | None = None,
+                min_confidence: float | None = None) -> list[Face]:
         """Faces in one image, largest detector score first (or one per box, in order).
 
         Args:
@@ -127,11 +128,18 @@ class Landmarker:
             ValueError: an unreadable file, an unusable array, or a degenerate, inverted,
                 non-finite or wholly outside box (the message names it).
             TypeError: an image of another type.
-        """
-        return self.predict_batch([image], None if boxes is None else [boxes])[0]
 
-    def predict_batch(self, images: Sequence[Any], boxes: Sequence[Sequence[Sequence[float]]] | None = None) -> list[list[Face]]:
+        ``min_confidence`` drops faces whose `Face.confidence` is below it (a hopeless fit is
+        otherwise still returned, with a low confidence); faces of a model without an error
+        head have no confidence and are all dropped when it is set.
+        """
+        return self.predict_batch([image], None if boxes is None else [boxes], min_confidence)[0]
+
+    def predict_batch(self, images: Sequence[Any], boxes: Sequence[Sequence[Sequence[float]]] | None = None,
+                      min_confidence: float | None = None) -> list[list[Face]]:
         """Like `predict` for many images; all faces go through each network as one batch."""
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1] or None, got {min_confidence!r}")
         if isinstance(images, (str, Path, np.ndarray)) or hasattr(images, "convert"):
             raise TypeError("images: expected a sequence of images (for one image use predict)")
         if boxes is not None and len(boxes) != len(images):
@@ -139,9 +147,19 @@ class Landmarker:
         arrays = [as_image(img, f"images[{i}]") for i, img in enumerate(images)]
         found = [self._given(a, b, i) if boxes is not None else self._detect(a) for i, (a, b) in
                  enumerate(zip(arrays, boxes if boxes is not None else [None] * len(arrays)))]
-        points = self.cascade.run(arrays, [sq for sq, _ in found])
-        return [[Face(p, box, score, angle, self.scheme) for p, (box, score, angle) in zip(pts, meta)]
-                for pts, (_, meta) in zip(points, found)]
+        outputs = self.cascade.run(arrays, [sq for sq, _ in found])
+        faces = [[self._face(out, *info) for out, info in zip(image_out, meta)]
+                 for image_out, (_, meta) in zip(outputs, found)]
+        if min_confidence is None:
+            return faces
+        # A NaN confidence (no error head) never passes a threshold that was asked for.
+        return [[f for f in image_faces if f.confidence >= min_confidence] for image_faces in faces]
+
+    def _face(self, output: np.ndarray, box: np.ndarray, score: float, angle: float) -> Face:
+        """A `Face` from one cascade output [L, C] (x, y[, expected error])."""
+        points = output[:, :2]
+        face_conf, point_conf = confidences(points, output[:, 2] if output.shape[-1] > 2 else None, self.scheme)
+        return Face(points, box, score, angle, self.scheme, face_conf, point_conf)
 
     def _given(self, image: np.ndarray, boxes: Sequence[Sequence[float]], index: int):
         if len(boxes) == 4 and all(isinstance(v, (int, float, np.number)) for v in boxes):

@@ -3,7 +3,9 @@
 A stage knows its contract (`ModelSpec`): crop mode (``box`` or ``aligned``), margin, input
 size, and output codec. The network runs on a backend: PyTorch here, onnxruntime in
 `wingface.inference.onnx_backend`; both take float32 [N, 3, S, S] (0..255) and return
-crop pixels [N, L, 2].
+crop pixels [N, L, C]: C = 2 (x, y), or C = 3 for a model with an error head, whose third
+column is each point's expected error in crop pixels. Stage outputs keep that layout in
+image pixels (the error column scaled with the crop).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def mirror_averaged(backend: Backend, scheme: LandmarkScheme) -> Backend:
     def run(crops: np.ndarray) -> np.ndarray:
         n, size = len(crops), crops.shape[-1]
         both = backend(np.concatenate([crops, crops[..., ::-1]]))
-        return (both[:n] + scheme.mirror(both[n:], size)) / 2
+        mirrored = both[n:, scheme.flip_permutation].copy()
+        mirrored[..., :2] = scheme.mirror(both[n:, :, :2], size)
+        return (both[:n] + mirrored) / 2
 
     return run
 
@@ -56,7 +60,7 @@ class TorchBackend:
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, 2]."""
+        """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, C] (see the module)."""
         if self.device.type != "cpu":
             return self._run(crops)
         return run_in_chunks(self._run, crops)
@@ -64,7 +68,7 @@ class TorchBackend:
     @torch.inference_mode()
     def _run(self, crops: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last)
-        return self.model.codec.decode(self.model(x)).double().cpu().numpy()
+        return self.model.predict_with_error(x).double().cpu().numpy()
 
 
 class Stage:
@@ -97,16 +101,33 @@ class Stage:
             np.zeros((0, size, size, 3), np.uint8)
         return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32), matrices
 
+    @property
+    def columns(self) -> int:
+        """C of this stage's outputs [N, L, C]: 3 with an error head, else 2."""
+        return 3 if self.spec.uncertainty else 2
+
     def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
-        """Points [N_i, L, 2] in each image's pixels; all faces of all images in one batch."""
+        """Points [N_i, L, C] in each image's pixels (see `columns`); all faces of all images
+        in one batch."""
         parts = [self.crops(img, sq) for img, sq in zip(images, squares)]
         counts = [len(m) for _, m in parts]
+        empty = np.zeros((0, self.spec.num_points, self.columns))
         if sum(counts) == 0:
-            return [np.zeros((0, self.spec.num_points, 2)) for _ in images]
-        points = self.backend(np.concatenate([c for c, _ in parts]))
-        out, start = [], 0
+            return [empty for _ in images]
+        outputs = self.backend(np.concatenate([c for c, _ in parts]))
+        result, start = [], 0
         for (_, matrices), n in zip(parts, counts):
-            out.append(apply_affine(invert_affine(matrices), points[start:start + n]) if n else
-                       np.zeros((0, self.spec.num_points, 2)))
+            result.append(to_image(outputs[start:start + n], matrices) if n else empty)
             start += n
-        return out
+        return result
+
+
+def to_image(outputs: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Crop-pixel outputs [N, L, C] -> image pixels through the inverse of the image->crop
+    ``matrices`` [N, 2, 3]: points mapped, an error column divided by the crop's scale."""
+    back = invert_affine(matrices)
+    mapped = outputs.copy()
+    mapped[..., :2] = apply_affine(back, outputs[..., :2])
+    if outputs.shape[-1] > 2:
+        mapped[..., 2] *= np.sqrt(np.abs(np.linalg.det(back[:, :, :2])))[:, None]
+    return mapped

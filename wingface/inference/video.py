@@ -4,7 +4,7 @@ Tracking: each tracked face's raw (unsmoothed) points from the previous frame gi
 in the next frame (their landmark box, passed to `Landmarker.predict` as ``boxes=``), so the
 detector runs only on the first frame, every ``redetect_every`` frames (to pick up new
 faces) and whenever a track is lost (the landmark box collapses, jumps in size or leaves
-the frame). Smoothing: a One Euro filter per face (Casiez, Roussel and Vogel, CHI 2012)
+the frame, or the fit's confidence drops below ``min_confidence``). Smoothing: a One Euro filter per face (Casiez, Roussel and Vogel, CHI 2012)
 whose speed term is measured in face sizes per second, so one setting suits every face
 size. The defaults cut typical jitter (about 0.5% of the face size per frame) about three
 times when the face is still, and let the cutoff rise to about 10 Hz at one face size per
@@ -29,7 +29,7 @@ from ..atomic import atomic_path
 from ..detection import pairwise_iou
 from ..geometry import box_from_points, box_size
 from .drawing import draw_faces
-from .results import Face
+from .results import Face, confidence_text
 
 if TYPE_CHECKING:
     from .landmarker import Landmarker
@@ -107,6 +107,8 @@ class Track:
     score: float
     filter: OneEuroFilter | None
     angle: float = 0.0
+    confidence: float = float("nan")
+    point_confidence: np.ndarray | None = None
 
 
 class FaceTracker:
@@ -116,12 +118,17 @@ class FaceTracker:
         landmarker: a `Landmarker` with a detector.
         redetect_every: run the detector every this many frames (>= 1) to find new faces.
         smoothing: One Euro settings, or None for raw points.
+        min_confidence: a followed face whose `Face.confidence` falls below this is dropped
+            and looked for again with the detector (models without an error head: never).
     """
 
     def __init__(self, landmarker: "Landmarker", redetect_every: int = 30,
-                 smoothing: OneEuroParams | None = OneEuroParams()) -> None:
+                 smoothing: OneEuroParams | None = OneEuroParams(), min_confidence: float = 0.5) -> None:
         if isinstance(redetect_every, bool) or int(redetect_every) != redetect_every or redetect_every < 1:
             raise ValueError(f"redetect_every must be an integer >= 1, got {redetect_every!r}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        self.min_confidence = min_confidence
         if landmarker.detector is None:
             raise ValueError("video tracking needs a Landmarker with a detector")
         self.landmarker = landmarker
@@ -148,8 +155,8 @@ class FaceTracker:
         faces = self.landmarker.predict(frame, boxes=boxes)
         kept = []
         for tr, face in zip(self.tracks, faces):
-            if _plausible(face.points, tr.points, w, h):
-                tr.points = face.points
+            if _plausible(face.points, tr.points, w, h) and not face.confidence < self.min_confidence:
+                tr.points, tr.confidence, tr.point_confidence = face.points, face.confidence, face.point_confidence
                 kept.append(tr)
         lost = len(kept) < len(self.tracks)
         self.tracks = _dedupe(kept)
@@ -163,7 +170,8 @@ class FaceTracker:
             if current and pairwise_iou(box[None], np.array(current)).max() >= MATCH_IOU:
                 continue
             flt = OneEuroFilter(self.smoothing) if self.smoothing is not None else None
-            self.tracks.append(Track(self._next_id, face.points, face.score, flt, face.angle))
+            self.tracks.append(Track(self._next_id, face.points, face.score, flt, face.angle,
+                                     face.confidence, face.point_confidence))
             current.append(box)
             self._next_id += 1
 
@@ -172,7 +180,8 @@ class FaceTracker:
         points = track.points
         if track.filter is not None:
             points = track.filter(points, t, scale=float(box_size(box).max()))
-        return Face(points, box_from_points(points), track.score, track.angle, self.landmarker.scheme)
+        return Face(points, box_from_points(points), track.score, track.angle, self.landmarker.scheme,
+                    track.confidence, track.point_confidence)
 
 
 def _plausible(points: np.ndarray, previous: np.ndarray, width: int, height: int) -> bool:
@@ -257,9 +266,11 @@ def _video_tmp(path: Path) -> Iterator[Path]:
 
 
 def csv_header(num_points: int) -> list[str]:
-    """Columns of the per-frame CSV: frame, time_s, face_id, score, box, then x0, y0, x1, y1, ..."""
+    """Columns of the per-frame CSV: frame, time_s, face_id, score, confidence, box, then x0, y0,
+    x1, y1, ..., then each point's confidence c0, c1, ... (confidences empty without an error head)."""
     points = [c for i in range(num_points) for c in (f"x{i}", f"y{i}")]
-    return ["frame", "time_s", "face_id", "score", "box_x0", "box_y0", "box_x1", "box_y1", *points]
+    return ["frame", "time_s", "face_id", "score", "confidence", "box_x0", "box_y0", "box_x1", "box_y1", *points,
+            *(f"c{i}" for i in range(num_points))]
 
 
 def process_video(path: str | Path, tracker: FaceTracker, out_video: Path | None, out_csv: Path | None,
@@ -338,5 +349,6 @@ def _writer(path: Path, fps: float, shape: Sequence[int]) -> cv2.VideoWriter:
 
 def _rows(index: int, t: float, faces: list[tuple[int, Face]]) -> Iterator[list]:
     for face_id, face in faces:
-        yield [index, f"{t:.4f}", face_id, f"{face.score:.4f}", *(f"{v:.2f}" for v in face.box),
-               *(f"{v:.3f}" for v in face.points.reshape(-1))]
+        yield [index, f"{t:.4f}", face_id, f"{face.score:.4f}", confidence_text(face.confidence),
+               *(f"{v:.2f}" for v in face.box), *(f"{v:.3f}" for v in face.points.reshape(-1)),
+               *map(confidence_text, face.point_confidence)]

@@ -19,8 +19,9 @@ from .coordinate import (
     soft_wing_loss,
     wing_loss,
 )
+from .uncertainty import laplace_nll
 
 __all__ = [
     "CoordinateLoss", "L1Loss", "L2Loss", "LOSSES", "SmoothL1Loss", "SoftWingLoss", "WingLoss",
-    "create_loss", "l1_loss", "l2_loss", "smooth_l1_loss", "soft_wing_loss", "wing_loss",
+    "create_loss", "l1_loss", "laplace_nll", "l2_loss", "smooth_l1_loss", "soft_wing_loss", "wing_loss",
 ]

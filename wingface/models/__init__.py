@@ -78,4 +78,7 @@ def build_model(spec: ModelSpec) -> LandmarkRegressor:
     unknown = sorted(set(spec.arch_kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"{spec.arch}: unknown arch_kwargs {unknown}; allowed: {allowed}")
-    return builder(spec, **spec.arch_kwargs)
+    model = builder(spec, **spec.arch_kwargs)
+    if spec.uncertainty:
+        model.attach_error_head()
+    return model

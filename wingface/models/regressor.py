@@ -2,11 +2,18 @@
 
 A `LandmarkRegressor` is a trunk (image -> feature map) and a head (feature map -> 2L
 numbers ending in an ``nn.Linear``). The base class owns the contract (`ModelSpec`), the
-input normalisation and the mean-shape initialisation, so the families in `cnn` and
-`resnet` only build the two modules.
+input normalisation, the mean-shape initialisation and the optional error head, so the
+families in `cnn` and `resnet` only build the two modules.
+
+The error head (``spec.uncertainty``) reads the output layer's input features *detached*:
+it learns to predict each point's error without ever changing the points themselves, so
+it can be added to, and trained on, a finished model.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -57,12 +64,59 @@ class LandmarkRegressor(nn.Module):
         return self.trunk(self.normalize(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Trunk features [N, C, h, w] -> points [N, L, 2] in the output unit."""
-        return self.head(features).unflatten(-1, (self.spec.num_points, 2))
+        """Trunk features [N, C, h, w] -> points [N, L, 2] float32 in the output unit.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in the output unit."""
+        Under bf16 autocast the output layer still runs in float32: its result is the
+        coordinates, and bf16's 8 mantissa bits would round them by up to half a pixel.
+        """
+        return self._output(self.head[:-1](features)).unflatten(-1, (self.spec.num_points, 2))
+
+    def _output(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer on hidden features, in float32 even under autocast."""
+        if not torch.is_autocast_enabled(hidden.device.type):
+            return self.output_layer(hidden)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.output_layer(hidden.float())
+
+    def forward(self, x: torch.Tensor, with_error: bool = False):
+        """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in the output unit; with
+        ``with_error``, also the error head's [N, L] log expected errors (crop pixels)."""
+        # `is True`: the TorchScript ONNX exporter passes defaults as tensors (tensor(False)).
+        if with_error is True:
+            return self.forward_with_error(x)
         return self.forward_head(self.forward_features(x))
+
+    def attach_error_head(self, hidden: int = 256) -> None:
+        """Add the per-point error head (a small MLP, features -> L log-errors) if absent, and
+        mark the spec ``uncertainty=True``. Its output starts at log(2 px) for every point."""
+        if getattr(self, "error_head", None) is not None:
+            return
+        features = self.output_layer.in_features
+        self.error_head = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(hidden, self.spec.num_points))
+        nn.init.zeros_(self.error_head[-1].weight)
+        nn.init.constant_(self.error_head[-1].bias, math.log(2.0))
+        self.error_head.to(self.output_layer.weight.device)
+        self.spec = replace(self.spec, uncertainty=True)
+
+    def forward_with_error(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[N, 3, S, S] 0..255 crops -> (points [N, L, 2] in the output unit, log of each point's
+        expected error in crop pixels [N, L], float32). Needs the error head."""
+        if getattr(self, "error_head", None) is None:
+            raise ValueError(f"{self.spec.arch}: this model has no error head (spec.uncertainty is False)")
+        hidden = self.head[:-1](self.forward_features(x))
+        points = self._output(hidden).unflatten(-1, (self.spec.num_points, 2))
+        with torch.autocast(hidden.device.type, enabled=False):
+            log_error = self.error_head(hidden.detach().float())
+        return points, log_error
+
+    def predict_with_error(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] 0..255 crops -> [N, L, 3] crop pixels: x, y and the point's expected
+        error (pixels); [N, L, 2] (x, y only) for a model without the error head."""
+        if getattr(self, "error_head", None) is None:
+            return self.predict_pixels(x)
+        points, log_error = self.forward_with_error(x)
+        return torch.cat([self.codec.decode(points), log_error.exp().unsqueeze(-1)], dim=-1)
 
     def predict_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in crop pixels (0-based centres).

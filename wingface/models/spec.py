@@ -37,6 +37,8 @@ class ModelSpec:
             ``"aligned"`` (the frame of a similarity fit of earlier points to ``reference``).
         reference: for ``aligned`` crops, the mean shape [L, 2] (any frame) that the
             previous points are aligned to; its box square with ``box_margin`` is the crop.
+        uncertainty: the network also predicts each point's expected error (crop pixels;
+            see `LandmarkRegressor.predict_with_error`), the source of landmark confidence.
     """
 
     arch: str
@@ -50,6 +52,7 @@ class ModelSpec:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     crop: str = "box"
     reference: tuple[tuple[float, float], ...] | None = None
+    uncertainty: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, str) or not self.arch:
@@ -64,6 +67,7 @@ class ModelSpec:
         object.__setattr__(self, "input_size", int(self.input_size))
         object.__setattr__(self, "box_margin", float(self.box_margin))
         object.__setattr__(self, "batch_norm", bool(self.batch_norm))
+        object.__setattr__(self, "uncertainty", bool(self.uncertainty))
         object.__setattr__(self, "pixel_mean", _rgb_triple(self.pixel_mean, "pixel_mean", positive=False))
         object.__setattr__(self, "pixel_std", _rgb_triple(self.pixel_std, "pixel_std", positive=True))
         object.__setattr__(self, "arch_kwargs", _plain_kwargs(self.arch_kwargs))
@@ -108,6 +112,7 @@ class ModelSpec:
             "arch_kwargs": dict(self.arch_kwargs),
             "crop": self.crop,
             "reference": [list(p) for p in self.reference] if self.reference is not None else None,
+            "uncertainty": self.uncertainty,
         }
 
     @classmethod

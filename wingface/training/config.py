@@ -25,6 +25,10 @@ class ModelConfig:
     # mean shape (stage 2; set augment.rotation_deg/shift/scale to stage 1's measured residuals)
     crop: str = "box"
     init: str | None = None  # checkpoint to start from (weights only)
+    # add the per-point error head (trained beside the points by a Laplace NLL on their
+    # detached errors; the source of landmark confidence)
+    uncertainty: bool = False
+    freeze_points: bool = False  # train the error head only (the rest of an `init` model is frozen)
 
 
 @dataclass
@@ -75,6 +79,9 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads, None: torch's default
     device: str = "auto"  # auto | cpu | cuda
     channels_last: bool = True
+    # fp32 | bf16 | auto (bf16 where the device has native bfloat16, else fp32); see
+    # wingface.models.precision: the output layer, loss and optimiser stay in float32
+    precision: str = "auto"
     checkpoint_minutes: float = 5.0  # also write a resumable checkpoint this often within an epoch
     max_steps: int | None = None  # stop early after this many steps (smoke tests, benchmarks)
     model: ModelConfig = field(default_factory=ModelConfig)

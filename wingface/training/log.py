@@ -1,6 +1,7 @@
 """Run logging: a CSV row per epoch and a loss/NME curve PNG, both written atomically.
 
 NME columns are in %: ``val_nme`` is inter-ocular, ``val_nme_inter_pupil`` inter-pupil.
+``val_error_nll`` and ``val_error_rho`` score the error head (empty for models without one).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 
-COLUMNS = ("epoch", "step", "train_loss", "val_nme", "val_nme_inter_pupil", "lr", "images_per_s", "seconds")
+COLUMNS = ("epoch", "step", "train_loss", "val_nme", "val_nme_inter_pupil", "val_error_nll", "val_error_rho",
+           "lr", "images_per_s", "seconds")
 
 
 class RunLog:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from ..augmentation import BatchAugmenter
@@ -25,8 +26,9 @@ from ..config import from_dict, save_config, to_dict
 from ..data.cache import FaceCache, load_cache, prepare_cache
 from ..data.datasets import open_dataset
 from ..evaluation.metrics import nme, normaliser
-from ..losses import create_loss
+from ..losses import create_loss, laplace_nll
 from ..models import LandmarkRegressor, create_model, load_checkpoint, save_checkpoint
+from ..models.precision import autocast, resolve_precision, time_training_step
 from .config import TrainConfig
 from .distributed import DistContext, init_distributed, shutdown_distributed
 from .log import RunLog
@@ -34,6 +36,8 @@ from .pipeline import TrainData, batch_seed, reference_shape, split_train_val
 from .state import load_state, save_state
 
 log = logging.getLogger(__name__)
+
+VALIDATION_EPOCH = 2**31 - 1  # seeds the jittered validation crops, apart from every training epoch
 
 
 class TrainingDiverged(RuntimeError):
@@ -90,8 +94,9 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     # No weight decay on biases and norm scales (standard practice; keeps the mean-shape bias).
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr)
@@ -131,12 +136,14 @@ class Trainer:
         if not cfg.model.init and not self.resume:
             self.model.set_mean_shape(self.data.mean_crop_shape())
         self.model.to(self.ctx.device)
+        self.precision = self._precision()
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.net = self.model
         if self.ctx.enabled:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.with_error = self.model.spec.uncertainty
         self.loss_fn = create_loss(cfg.loss.name, spec.codec.pixels_per_unit, **(cfg.loss.params or {}))
         self.optimizer = build_optimizer(cfg, self.model)
         self.per_rank_batch = max(1, cfg.batch_size // self.ctx.world_size)
@@ -149,16 +156,38 @@ class Trainer:
         if self.resume:
             self._load_state()
 
+    def _precision(self) -> str:
+        """The resolved precision: the one a resumed run started with, else `resolve_precision`'s
+        choice (for ``auto``, timed on this model at this batch size)."""
+        if self.resume:
+            return load_state(self.out / "last.pt").get("precision", "fp32")
+        size = self.model.spec.input_size
+        shape = (max(1, self.cfg.batch_size // self.ctx.world_size), 3, size, size)
+        # Several processes could time differently and disagree: they take bf16 wherever it is native.
+        probe = None if self.ctx.enabled else time_training_step(self.model, shape, self.ctx.device)
+        precision = resolve_precision(self.cfg.precision, self.ctx.device, probe=probe)
+        if self.ctx.is_main:
+            log.info("training in %s on %s", precision, self.ctx.device)
+        return precision
+
     def _build_model(self, cache: FaceCache) -> LandmarkRegressor:
         m = self.cfg.model
+        if m.freeze_points and not (m.init and m.uncertainty):
+            raise ValueError("model.freeze_points trains only the error head: it needs model.init=CHECKPOINT "
+                             "and model.uncertainty=true")
         if m.init:
             model = load_checkpoint(m.init, expect_scheme=cache.scheme).model
-            model.train()
-            return model
-        train_idx, _ = split_train_val(len(cache), self.cfg.val_fraction, self.cfg.split_seed)
-        reference = reference_shape(cache.points[train_idx]) if m.crop == "aligned" else None
-        return create_model(m.arch, cache.scheme, input_size=m.input_size, batch_norm=m.batch_norm,
-                            output_unit=m.output_unit, box_margin=m.box_margin, crop=m.crop, reference=reference)
+        else:
+            train_idx, _ = split_train_val(len(cache), self.cfg.val_fraction, self.cfg.split_seed)
+            reference = reference_shape(cache.points[train_idx]) if m.crop == "aligned" else None
+            model = create_model(m.arch, cache.scheme, input_size=m.input_size, batch_norm=m.batch_norm,
+                                 output_unit=m.output_unit, box_margin=m.box_margin, crop=m.crop, reference=reference)
+        if m.uncertainty:
+            model.attach_error_head()
+        if m.freeze_points:
+            for name, param in model.named_parameters():
+                param.requires_grad_(name.startswith("error_head."))
+        return model.train()
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
@@ -168,6 +197,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "best_nme": self.best_nme, "log": self.log.rows, "world_size": self.ctx.world_size,
+            "precision": self.precision,
         }
 
     def _save_state(self) -> None:
@@ -194,8 +224,16 @@ class Trainer:
         images = batch.images.to(self.ctx.device, non_blocking=True)
         if self.cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        target = self.model.codec.encode(batch.points.to(self.ctx.device))
-        loss = self.loss_fn(self.net(images), target, batch.visible.to(self.ctx.device))
+        points, visible = batch.points.to(self.ctx.device), batch.visible.to(self.ctx.device)
+        with autocast(self.precision, self.ctx.device):
+            output = self.net(images, with_error=self.with_error)
+        if self.with_error:
+            output, log_error = output
+        loss = self.loss_fn(output.float(), self.model.codec.encode(points), visible)
+        if self.with_error:
+            distance = torch.linalg.vector_norm(self.model.codec.decode(output.float()) - points, dim=-1)
+            error_loss = laplace_nll(log_error, distance, visible)
+            loss = error_loss if self.cfg.model.freeze_points else loss + error_loss
         where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss.item()} at {where}; lower optim.lr or check the data")
@@ -236,35 +274,60 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
-        """Mean NME (fractions) on the validation faces, in model-crop pixels (NME is scale-free)."""
+        """Validation figures: mean NME (fractions, inter-ocular and inter-pupil) on the clean
+        validation crops and, with an error head, on crops jittered like training (fixed seed):
+        its Laplace NLL (``error_nll``) and the rank correlation of predicted and actual per-face
+        error (``error_rho``). ``selection`` is what picks best.pt (lower is better)."""
+        pred, target, _ = self._predict_val(jitter=False)
+        scheme = self.data.cache.scheme
+        metrics = {kind: float(nme(pred, target, normaliser(target, scheme, kind)).mean())
+                   for kind in ("inter_ocular", "inter_pupil")}
+        metrics["selection"] = metrics["inter_ocular"]
+        if self.with_error:
+            pred, target, log_error = self._predict_val(jitter=True)
+            distance = np.linalg.norm(pred - target, axis=-1)
+            metrics["error_nll"] = float(np.mean(log_error + distance * np.exp(-log_error)))
+            metrics["error_rho"] = float(spearmanr(np.exp(log_error).mean(1), distance.mean(1))[0])
+            if self.cfg.model.freeze_points:
+                metrics["selection"] = metrics["error_nll"]
+        return metrics
+
+    def _predict_val(self, jitter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(predicted [N, L, 2], target [N, L, 2] crop pixels, log errors [N, L] or None)."""
         idx = self.data.val_idx if len(self.data.val_idx) else self.data.train_idx[:256]
         self.model.eval()
-        preds, targets = [], []
+        preds, targets, log_errors = [], [], []
         for i in range(0, len(idx), 256):
-            batch = self.data.batch(idx[i:i + 256], train=False)
+            gen = torch.Generator().manual_seed(batch_seed(self.cfg.seed, VALIDATION_EPOCH, i, 0)) if jitter else None
+            batch = self.data.batch(idx[i:i + 256], train=jitter, generator=gen)
             images = batch.images.to(self.ctx.device)
             if self.cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            preds.append(self.model.codec.decode(self.model(images)).float().cpu().numpy())
+            with autocast(self.precision, self.ctx.device):
+                output = self.model(images, with_error=self.with_error)
+            if self.with_error:
+                output, log_error = output
+                log_errors.append(log_error.float().cpu().numpy())
+            preds.append(self.model.codec.decode(output.float()).cpu().numpy())
             targets.append(batch.points.numpy())
-        pred, target = np.concatenate(preds), np.concatenate(targets)
-        scheme = self.data.cache.scheme
-        return {kind: float(nme(pred, target, normaliser(target, scheme, kind)).mean())
-                for kind in ("inter_ocular", "inter_pupil")}
+        errors = np.concatenate(log_errors) if log_errors else None
+        return np.concatenate(preds), np.concatenate(targets), errors
 
     def _end_epoch(self, train_loss: float, rate: float, started: float) -> None:
         metrics = self.validate()
         self.epoch += 1
         self.step_in_epoch = 0
-        improved = metrics["inter_ocular"] < self.best_nme
+        improved = metrics["selection"] < self.best_nme
         if improved:
-            self.best_nme = metrics["inter_ocular"]
+            self.best_nme = metrics["selection"]
         if not self.ctx.is_main:
             return
         self.log.add({
             "epoch": self.epoch, "step": self.global_step, "train_loss": f"{train_loss:.5f}",
             "val_nme": f"{100 * metrics['inter_ocular']:.3f}",  # inter-ocular, %
             "val_nme_inter_pupil": f"{100 * metrics['inter_pupil']:.3f}",
+            **({"val_error_nll": f"{metrics['error_nll']:.4f}", "val_error_rho": f"{metrics['error_rho']:.4f}"}
+               if self.with_error else {}),
             "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "images_per_s": f"{rate:.1f}",
             "seconds": f"{time.perf_counter() - started:.1f}",
         })
@@ -274,9 +337,11 @@ class Trainer:
             save_checkpoint(self.out / "best.pt", self.model, extra=extra)
         self._save_state()
         eta = (time.perf_counter() - started) / max(1, len(self.log.rows)) * (self.cfg.epochs - self.epoch)
-        log.info("epoch %d/%d  loss %.4f  val NME %.2f%% (inter-ocular) %.2f%% (inter-pupil)%s  %.0f img/s  ETA %s",
+        error = (f"  error head NLL {metrics['error_nll']:.3f} rank corr {metrics['error_rho']:.3f}"
+                 if self.with_error else "")
+        log.info("epoch %d/%d  loss %.4f  val NME %.2f%% (inter-ocular) %.2f%% (inter-pupil)%s%s  %.0f img/s  ETA %s",
                  self.epoch, self.cfg.epochs, train_loss, 100 * metrics["inter_ocular"], 100 * metrics["inter_pupil"],
-                 "  *best*" if improved else "", rate, _clock(eta))
+                 error, "  *best*" if improved else "", rate, _clock(eta))
 
     def fit(self) -> TrainResult:
         """Train until ``cfg.epochs`` (or ``cfg.max_steps``); returns where the best model is."""

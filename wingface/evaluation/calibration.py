@@ -1,0 +1,53 @@
+"""Calibrating an error head: one scale that makes its expected errors match the observed ones.
+
+An error head trained on crops jittered more widely than a cascade's own (so that it learns
+what a bad crop looks like) ranks faces well but overstates typical errors. Under its
+Laplace model (`wingface.losses.uncertainty`), the maximum-likelihood rescaling of
+predicted errors ``b`` by one factor ``k`` against observed errors ``d`` is
+``k = mean(d / b)``. It is measured through the whole cascade on faces the model was not
+trained on (the training run's validation split) and folded into the head's last bias, so
+the model file stays a plain checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..augmentation import Squares
+from ..geometry import box_center, box_from_points, box_size
+from ..inference.cascade import Cascade
+from ..models import LandmarkRegressor
+
+
+def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray]) -> dict[str, float]:
+    """``{"scale": k, "faces": N, "predicted_px": mean b, "observed_px": mean d}`` for the
+    cascade's last stage, run from the ground-truth landmark box of each face.
+
+    Args:
+        images: RGB uint8 [H, W, 3] per face.
+        points: the true landmarks [L, 2] (image pixels) per face.
+    """
+    boxes = np.stack([box_from_points(p) for p in points])
+    squares = [Squares(box_center(b[None]), box_size(b[None]).max(-1), np.zeros(1)) for b in boxes]
+    outputs = cascade.run(list(images), squares)
+    if outputs[0].shape[-1] < 3:
+        raise ValueError("the cascade's last stage has no error head: nothing to calibrate")
+    out = np.concatenate(outputs)
+    observed = np.linalg.norm(out[..., :2] - np.stack(points), axis=-1)
+    predicted = out[..., 2]
+    return {"scale": float(np.mean(observed / predicted)), "faces": len(out),
+            "predicted_px": float(predicted.mean()), "observed_px": float(observed.mean())}
+
+
+@torch.no_grad()
+def rescale_error_head(model: LandmarkRegressor, scale: float) -> None:
+    """Multiply every expected error of ``model``'s error head by ``scale`` (> 0), in place."""
+    if getattr(model, "error_head", None) is None:
+        raise ValueError(f"{model.spec.arch}: no error head to rescale")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    model.error_head[-1].bias += math.log(scale)
