@@ -10,8 +10,16 @@ Steps (each skipped when its output exists; a killed training step resumes from 
 4. train stage 2 (configs/300w-cnn7-stage2.yaml with the measured jitter);
 5. refine stage 2: 80 more epochs from its best weights with batch 16 (4x the updates per
    epoch; the first 30 epochs left the network underfitting, train NME ~= test NME);
-6. build the half-precision cascade file;
-7. evaluate on 300w-common: gt boxes, detector boxes, and gt boxes at 30 and 60 degrees.
+6. the orientation stage: stage 1 continued on the full circle, 120 epochs from its best
+   weights with rotation jitter +-180 degrees, so that it reads faces at any roll;
+7. train the error head of the refined stage 2 alone (its points frozen) on crops jittered
+   more widely than stage 1 ever errs, so it learns what a bad crop looks like;
+8. build the cascade (orientation stage, stage 1, stage 2 with its error head: faces rolled
+   past 60 degrees (stage 1's own range) are turned upright by the first, the rest see exactly the two-stage
+   cascade) and calibrate the head's scale on the validation faces, into the half-precision
+   cascade file;
+9. evaluate on 300w-common: gt boxes, detector boxes, gt boxes at 30 and 60 degrees, and
+   stage 1 alone.
 Results go to WORK/results/*.json; the model to WORK/wingface-300w-cnn6-cnn7.pt.
 
 --device cuda trains the same recipe on the GPU: bf16, larger batches with the learning
@@ -33,13 +41,18 @@ from pathlib import Path
 from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
 
 STAGE2_REFINEMENT = ["epochs=80", "batch_size=16", "optim.lr=1e-3"]
+STAGE1_FULL_CIRCLE = ["augment.rotation_deg=180", "epochs=120"]
+# The error head alone: no weight decay (a few thousand weights), broad crop jitter.
+ERROR_HEAD = ["model.uncertainty=true", "model.freeze_points=true", "epochs=8", "batch_size=32", "optim.lr=1e-3",
+              "optim.weight_decay=0", "augment.rotation_deg=45", "augment.shift=0.15", "augment.scale=0.3"]
 
 # --device cuda: faces per step (all processes together), the learning rate scaled linearly
 # from the CPU recipe's batch and lr (read from its configs, see `gpu_overrides`):
 #   stage 1     configs/300w-cnn6.yaml                       batch 64, lr 2e-3 -> 256: 2e-3 * 256 / 64 = 8e-3
 #   stage 2     configs/300w-cnn7-stage2.yaml                batch 64, lr 2e-3 -> 128: 2e-3 * 128 / 64 = 4e-3
 #   refinement  300w-cnn7-stage2 + STAGE2_REFINEMENT         batch 16, lr 1e-3 -> 128: 1e-3 * 128 / 16 = 8e-3
-GPU_BATCH = {"stage 1": 256, "stage 2": 128, "stage 2 refinement": 128}
+GPU_BATCH = {"stage 1": 256, "stage 2": 128, "stage 2 refinement": 128, "stage 1 full circle": 256,
+             "error head": 128}
 GPU_SETTINGS = ["device=cuda", "precision=bf16", "checkpoint_minutes=1"]
 
 
@@ -97,7 +110,8 @@ def main() -> None:
 
 
 def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Path) -> Path:
-    """Steps 2-6: both stages, the refinement and the cascade file (returned)."""
+    """Steps 2-8: both stages, the refinement, the full-circle stage 1, the error head and the
+    calibrated cascade file (returned)."""
     def device(stage: str, config: str, cpu_overrides: list[str]) -> list[str]:
         return [] if args.device == "cpu" else gpu_overrides(config, cpu_overrides, GPU_BATCH[stage])
 
@@ -111,9 +125,20 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
           [f"data={cache}", f"model.init={stage2 / 'best.pt'}", *replace_overrides(
               STAGE2_REFINEMENT, device("stage 2 refinement", "configs/300w-cnn7-stage2.yaml", STAGE2_REFINEMENT)),
            *jitter], **flags)
-    cascade = work / "wingface-300w-cnn6-cnn7.pt"
-    step("cascade", cascade, ["cascade", "build", str(stage1 / "best.pt"), str(refined / "best.pt"), "--half",
-                              "--out", str(cascade)], dry_run=args.dry_run)
+    circle, head = work / "stage1-cnn6-full-circle", work / "stage2-error-head"
+    train("stage 1 full circle", "configs/300w-cnn6.yaml", circle,
+          [f"data={cache}", f"model.init={stage1 / 'best.pt'}", *replace_overrides(
+              STAGE1_FULL_CIRCLE, device("stage 1 full circle", "configs/300w-cnn6.yaml", STAGE1_FULL_CIRCLE))],
+          **flags)
+    train("error head", "configs/300w-cnn7-stage2.yaml", head,
+          [f"data={cache}", f"model.init={refined / 'best.pt'}", *replace_overrides(
+              ERROR_HEAD, device("error head", "configs/300w-cnn7-stage2.yaml", ERROR_HEAD))], **flags)
+    uncalibrated, cascade = work / "cascade-uncalibrated.pt", work / "wingface-300w-cnn6-cnn7.pt"
+    step("cascade", uncalibrated, ["cascade", "build", str(circle / "best.pt"), str(stage1 / "best.pt"),
+                                   str(head / "best.pt"), "--out", str(uncalibrated)], dry_run=args.dry_run)
+    step("calibrate", cascade, ["cascade", "calibrate", str(uncalibrated), "--data", str(cache), "--half",
+                                "--out", str(cascade), "--json", str(results / "error_calibration.json")],
+         dry_run=args.dry_run)
     return cascade
 
 

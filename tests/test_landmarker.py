@@ -242,6 +242,45 @@ def test_shipped_model_finds_the_astronaut(astronaut):
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1] < face.points[8, 1]  # eyes, nose, mouth, chin
 
 
+@pytest.mark.parametrize("degrees", [90, 180, -90])
+@pytest.mark.parametrize("detect", [True, False])
+def test_shipped_model_reads_the_astronaut_at_any_roll(astronaut, degrees, detect):
+    """Turned images give the turned landmarks, found by the detector or from the turned box."""
+    from wingface.evaluation.run import rotate_face
+
+    lm = Landmarker()
+    upright = lm.predict(astronaut, boxes=[ASTRONAUT_FACE])[0]
+    image, expected = rotate_face(astronaut, upright.points, degrees)
+    face = lm.predict(image)[0] if detect else lm.predict(image, boxes=[box_from_points(expected)])[0]
+    distance = np.linalg.norm(upright.points[36] - upright.points[45])
+    assert np.linalg.norm(face.points - expected, axis=-1).mean() < 0.05 * distance
+    assert face.confidence > 0.5
+
+
+def test_a_hopeless_fit_still_gives_a_face_with_a_low_confidence(astronaut):
+    """Without its orientation stage the shipped cascade cannot read an upside-down face: the
+    fit fails, and says so."""
+    from wingface.evaluation.run import rotate_face
+    from wingface.inference.cascade import Cascade
+    from wingface.inference.landmarker import default_model_path
+    from wingface.inference.loading import load_stages
+
+    shipped = Landmarker(detector=None)
+    upright = shipped.predict(astronaut, boxes=[ASTRONAUT_FACE])[0]
+    image, expected = rotate_face(astronaut, upright.points, 180)
+    box = [box_from_points(expected)]
+    two_stage = Landmarker(Cascade(load_stages(default_model_path())[1:]), detector=None)
+    hopeless = two_stage.predict(image, boxes=box)[0]
+    distance = np.linalg.norm(upright.points[36] - upright.points[45])
+    assert np.linalg.norm(hopeless.points - expected, axis=-1).mean() > 0.5 * distance
+    assert hopeless.confidence < 0.5 < 0.9 < upright.confidence
+    assert two_stage.predict(image, boxes=box, min_confidence=0.5) == []
+    boxes = [ASTRONAUT_FACE, [300, 0, 420, 120], [200, 300, 320, 420]]  # the face, then background
+    face, *background = shipped.predict(astronaut, boxes=boxes)
+    assert all(b.confidence < 0.5 < face.confidence for b in background)
+    assert np.all((face.point_confidence >= 0) & (face.point_confidence <= 1))
+
+
 def test_other_scheme_models(tmp_path, cascade_file):
     """A model of another scheme is used as is (each Face says its scheme) unless scheme= asks
     for a particular one; a cascade whose stages disagree is rejected."""

@@ -50,15 +50,16 @@ def bench_train(arch: str = "cnn6", batch_size: int = 64, steps: int = 10, warmu
                 precision: str = "auto") -> dict[str, Any]:
     """Steady-state training images/s for ``arch`` at every precision the CPU runs natively
     (``precisions``: fp32, and bf16 where supported); the top-level figures are those of
-    ``precision`` (resolved as the trainer does). Returns a JSON-ready dict."""
+    ``precision`` (``auto``: the faster by the trainer's rule). Returns a JSON-ready dict."""
     if threads:
         torch.set_num_threads(threads)
     cpu = torch.device("cpu")
-    default = resolve_precision(precision, cpu)
     with tempfile.TemporaryDirectory() as tmp:
         cache = _synthetic_cache(Path(tmp), faces, seed)
     measured = {p: _bench_precision(p, arch, cache, batch_size, steps, warmup, channels_last, seed)
                 for p in (["fp32", "bf16"] if fast_bf16(cpu) else ["fp32"])}
+    # `auto` chooses as the trainer would, from these measurements rather than a fresh probe.
+    default = resolve_precision(precision, cpu, probe=lambda p: 1.0 / measured[p]["model_only_img_s"])
     input_size = create_model(arch, cache.scheme).spec.input_size
     return {
         "model": arch, "batch_size": batch_size, "input_size": input_size, "channels_last": channels_last,

@@ -4,10 +4,14 @@ With a CNN-6 then a CNN-7 stage this is the paper's two-stage CNN-6/7 framework:
 points remove the in-plane rotation and correct the box, stage 2 refines in that frame. Any
 models can be chained, and a refinement stage may be repeated.
 
-Stage 1 is trained on upright boxes with limited rotation jitter. When its points show the
-face rolled by more than ``derotate_deg`` (the angle of the line between the eye centres),
-stage 1 runs once more on a square turned by that roll, so strongly rotated faces (60
-degrees, a head on its side) reach stage 2 nearly upright.
+When a box stage's points show the face rolled by more than ``derotate_deg`` (the angle
+of the line between the eye centres) against its square, it runs once more on a square
+turned by that roll, so rotated faces (a head on its side, upside down) reach stage 2
+nearly upright. Several box stages may lead a cascade: each starts from the squares the one
+before settled on, so a first stage trained on the full circle can find the roll and a
+second, trained on near-upright faces, place the points. Such an orientation stage turns
+the square only beyond ``orient_deg``: faces the next stage reads by itself keep exactly
+the squares they would have had without it.
 """
 
 from __future__ import annotations
@@ -45,12 +49,15 @@ class Cascade:
     Args:
         stages: the models, stage 1 first.
         repeat_last: how many times the last stage runs (refinement).
-        derotate_deg: roll beyond which stage 1 runs again on a turned square; None: never.
+        derotate_deg: roll beyond which the last box stage runs again on a turned square;
+            None: never.
+        orient_deg: the same for the box stages before it (orientation stages).
     """
 
     DEROTATE_PASSES = 3  # a face rolled past stage 1's training range needs two or three turns
 
-    def __init__(self, stages: Sequence[Stage], repeat_last: int = 1, derotate_deg: float | None = 15.0) -> None:
+    def __init__(self, stages: Sequence[Stage], repeat_last: int = 1, derotate_deg: float | None = 15.0,
+                 orient_deg: float = 60.0) -> None:
         if not stages:
             raise ValueError("a cascade needs at least one stage")
         if stages[0].spec.crop != "box":
@@ -62,6 +69,7 @@ class Cascade:
             raise ValueError(f"repeat_last must be >= 1, got {repeat_last}")
         self.stages = list(stages) + [stages[-1]] * (repeat_last - 1)
         self.derotate = None if derotate_deg is None else np.radians(derotate_deg)
+        self.orient = np.radians(orient_deg)
 
     @property
     def scheme(self) -> LandmarkScheme:
@@ -71,22 +79,24 @@ class Cascade:
         """Landmarks [N_i, L, C] per image from landmark-box squares (centre, side, angle) per
         face: the last stage's output (C = 3 when it has an error head: x, y, expected error
         in image pixels; see `Stage.run`)."""
-        first = self.stages[0]
-        points = first.run(images, [first.squares(sq, None) for sq in squares])
-        for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
-            squares, points, changed = self._derotated(images, squares, points)
-            if not changed:
-                break
-        for stage in self.stages[1:]:
+        boxed = next((i for i, s in enumerate(self.stages) if s.spec.crop != "box"), len(self.stages))
+        for i, stage in enumerate(self.stages[:boxed]):
+            points = stage.run(images, [stage.squares(sq, None) for sq in squares])
+            threshold = self.derotate if i == boxed - 1 else self.orient
+            for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
+                squares, points, changed = self._derotated(stage, images, squares, points, threshold)
+                if not changed:
+                    break
+        for stage in self.stages[boxed:]:
             points = stage.run(images, [stage.squares(sq, p[..., :2]) for sq, p in zip(squares, points)])
         return points
 
-    def _derotated(self, images, squares, points):
-        """Stage 1 again, on turned squares, for the faces whose roll differs from their square's
-        by more than the threshold; returns (squares, points, whether any face was redone)."""
-        first = self.stages[0]
+    def _derotated(self, first: Stage, images, squares, points, threshold: float):
+        """Box stage ``first`` again, on turned squares, for the faces whose roll differs from
+        their square's by more than ``threshold`` (radians); returns (squares, points, whether
+        any face was redone)."""
         turned = [upright_squares(p[..., :2], eye_line_roll(p[..., :2], self.scheme)) for p in points]
-        redo = [np.abs(angle_difference(t.angle, sq.angle)) > self.derotate if len(p) else np.zeros(0, bool)
+        redo = [np.abs(angle_difference(t.angle, sq.angle)) > threshold if len(p) else np.zeros(0, bool)
                 for t, sq, p in zip(turned, squares, points)]
         if not any(r.any() for r in redo):
             return squares, points, False

@@ -1,0 +1,70 @@
+"""The cascade's de-rotation: box stages turn their squares to the face's roll, and a leading
+orientation stage turns them only for faces the next stage could not read by itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wingface.augmentation import Squares
+from wingface.bench.predict_speed import random_cascade
+from wingface.data.synthetic import synthetic_shape
+from wingface.geometry import angle_difference, apply_affine, rotation_about
+from wingface.inference.cascade import Cascade, eye_line_roll
+from wingface.inference.stages import Stage
+from wingface.schemes import get_scheme
+
+SCHEME = get_scheme("300w-68")
+CENTRE = np.array([100.0, 100.0])
+
+
+class _ReadsWithin(Stage):
+    """A box stage that 'sees' a face rolled by ``truth`` radians at CENTRE: it gets the roll
+    right when its square is within ``reach`` of it, and otherwise reports a face upright in
+    its square (what a network shows outside its training range). Counts the faces it ran."""
+
+    def __init__(self, spec, truth: float, reach: float) -> None:
+        super().__init__(spec, backend=None)
+        self.truth, self.reach, self.faces = truth, reach, 0
+        self.shape = synthetic_shape(SCHEME, np.random.default_rng(0)) * 40 + CENTRE
+
+    def run(self, images, squares):
+        out = []
+        for sq in squares:
+            self.faces += len(sq.angle)
+            seen = np.where(np.abs(angle_difference(self.truth, sq.angle)) < self.reach, self.truth, sq.angle)
+            out.append(np.stack([apply_affine(rotation_about(CENTRE, a), self.shape) for a in seen]))
+        return out
+
+
+def _stages(truth: float):
+    spec = random_cascade(seed=0)[0].spec
+    return _ReadsWithin(spec, truth, np.radians(181)), _ReadsWithin(spec, truth, np.radians(60))
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0])
+def test_faces_the_second_stage_can_read_keep_their_squares(degrees: float) -> None:
+    orient, stage = _stages(np.radians(degrees))
+    square = Squares(CENTRE[None], np.array([90.0]), np.zeros(1))
+    points = Cascade([orient, stage]).run([np.zeros((200, 200, 3), np.uint8)], [square])[0]
+    assert orient.faces == 1  # never turned: 30 degrees is under orient_deg (60)
+    roll = float(np.degrees(eye_line_roll(points, SCHEME))[0])
+    assert roll == pytest.approx(degrees, abs=1e-6)
+    assert stage.faces == (1 if degrees < 15 else 2)  # the second stage de-rotates as before
+
+
+@pytest.mark.parametrize("degrees", [90.0, 180.0, -135.0])
+def test_an_orientation_stage_turns_the_square_for_strongly_rolled_faces(degrees: float) -> None:
+    orient, stage = _stages(np.radians(degrees))
+    square = Squares(CENTRE[None], np.array([90.0]), np.zeros(1))
+    points = Cascade([orient, stage]).run([np.zeros((200, 200, 3), np.uint8)], [square])[0]
+    assert orient.faces == 2  # read once, then once more on the turned square
+    assert stage.faces == 1  # the second stage read it at once: its square was already turned
+    assert abs(float(np.degrees(angle_difference(eye_line_roll(points, SCHEME)[0], np.radians(degrees))))) < 1e-6
+
+
+def test_without_an_orientation_stage_a_face_beyond_reach_stays_unread() -> None:
+    _, stage = _stages(np.radians(180.0))
+    points = Cascade([stage]).run([np.zeros((200, 200, 3), np.uint8)], [Squares(CENTRE[None], np.array([90.0]),
+                                                                               np.zeros(1))])[0]
+    assert abs(float(np.degrees(eye_line_roll(points, SCHEME))[0])) < 1e-6  # read as upright: wrong
