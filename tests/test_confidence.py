@@ -272,3 +272,20 @@ def test_calibrate_cli_matches_the_observed_errors(uncertain_cascade: Path, synt
     again = error_scale(Cascade([Stage(m.spec, TorchBackend(m)) for m in models]),
                         [cache.images[i] for i in val], [cache.points[i] for i in val])
     assert again["scale"] == pytest.approx(1.0, rel=1e-3)  # calibrated: mean(observed / expected) = 1
+
+
+def test_evaluate_reports_and_plots_the_confidence(uncertain_cascade: Path, synthetic_300w: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    import json
+
+    from wingface.cli.main import main
+
+    out = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(uncertain_cascade), "--data", str(synthetic_300w), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    scores = report["confidence"]
+    assert {"face_rank_correlation", "point_rank_correlation", "failures", "dropping_least_confident"} <= set(scores)
+    assert set(scores["dropping_least_confident"]) == {"0%", "5%", "10%", "20%"}
+    assert all(0 <= f["confidence"] <= 1 for f in report["per_face"])
+    assert out.with_suffix(".confidence.png").is_file()
+    assert "confidence: rank correlation with error" in capsys.readouterr().out
