@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 GLOB_CHARS = set("*?[")
-LOW_CONFIDENCE = 0.5  # faces under this are counted in the summary as doubtful fits
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``predict`` and ``demo`` verbs."""
     from ..detection import DETECTOR_NAMES
+    from ..inference.drawing import LOW_CONFIDENCE
 
     p = sub.add_parser("predict", help="landmarks for images, folders and videos",
                        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
@@ -104,7 +104,7 @@ class Report:
 
     images: int = 0
     faces: int = 0
-    low_confidence: int = 0  # faces kept whose confidence is under LOW_CONFIDENCE
+    low_confidence: int = 0  # faces kept whose confidence is under drawing.LOW_CONFIDENCE
     turned: int = 0  # faces the detector found only in a turned copy of the image
     videos: int = 0
     frames: int = 0
@@ -342,6 +342,8 @@ def _run_images(items: list[Item], landmarker, boxes: dict[str, Any], args, repo
     """Predict and write every image in chunks of ``--batch-size``; returns the CSV rows."""
     from tqdm import tqdm
 
+    from ..inference.drawing import LOW_CONFIDENCE
+
     used: set[str] = set()
     rows: list[list] = []
     with tqdm(total=len(items), unit="img", disable=True if args.no_progress else None, leave=False) as bar:
@@ -406,8 +408,8 @@ def _run_video(item: Item, landmarker, smoothing, args, report: Report) -> None:
     if landmarker.detector is None:
         report.fail(str(item.path), "videos need a detector (not --detector none)")
         return
-    floor = LOW_CONFIDENCE if args.min_confidence is None else args.min_confidence
-    tracker = FaceTracker(landmarker, redetect_every=args.redetect_every, smoothing=smoothing, min_confidence=floor)
+    floor = {} if args.min_confidence is None else {"min_confidence": args.min_confidence}
+    tracker = FaceTracker(landmarker, redetect_every=args.redetect_every, smoothing=smoothing, **floor)
     result = _guard(report, str(item.path), lambda: process_video(
         item.path, tracker, args.out / f"{item.name}.landmarks.mp4", args.out / f"{item.name}.csv",
         progress=not args.no_progress))
@@ -420,6 +422,8 @@ def _run_video(item: Item, landmarker, smoothing, args, report: Report) -> None:
 
 
 def _summary(report: Report, out: Path) -> None:
+    from ..inference.drawing import LOW_CONFIDENCE
+
     parts = [f"{report.images} image(s) with {report.faces} face(s)"] if report.images or not report.videos else []
     if report.videos:
         parts.append(f"{report.videos} video(s) of {report.frames} frame(s)")

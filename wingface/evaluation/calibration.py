@@ -17,8 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..augmentation import Squares
-from ..geometry import box_center, box_from_points, box_size
+from ..augmentation import squares_from_points
 from ..inference.cascade import Cascade
 from ..models import LandmarkRegressor
 
@@ -31,8 +30,7 @@ def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence
         images: RGB uint8 [H, W, 3] per face.
         points: the true landmarks [L, 2] (image pixels) per face.
     """
-    boxes = np.stack([box_from_points(p) for p in points])
-    squares = [Squares(box_center(b[None]), box_size(b[None]).max(-1), np.zeros(1)) for b in boxes]
+    squares = [squares_from_points(np.asarray(p)[None], margin=0.0) for p in points]  # the landmark boxes
     outputs = cascade.run(list(images), squares)
     if outputs[0].shape[-1] < 3:
         raise ValueError("the cascade's last stage has no error head: nothing to calibrate")

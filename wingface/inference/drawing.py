@@ -12,7 +12,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-LOW_POINT_CONFIDENCE = 0.5  # points under this are drawn as red rings
+# Under this a face or point is doubtful: drawn in red, counted by `wingface predict`, and
+# looked for again by video tracking (the one home of that default).
+LOW_CONFIDENCE = 0.5
 
 
 def draw_faces(image: np.ndarray, faces: Sequence[Any], *, radius: int | None = None,
@@ -21,7 +23,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Any], *, radius: int | None = 
     """RGB uint8 copy of ``image`` with each face's box, landmarks and group contours.
 
     The dot radius scales with the face size unless ``radius`` is given. Points whose
-    ``point_confidence`` is under `LOW_POINT_CONFIDENCE` are drawn as rings in ``low_color``
+    ``point_confidence`` is under `LOW_CONFIDENCE` are drawn as rings in ``low_color``
     instead of dots, and a face's box turns ``low_color`` when its ``confidence`` is low.
     """
     out = np.ascontiguousarray(image.copy())
@@ -31,10 +33,10 @@ def draw_faces(image: np.ndarray, faces: Sequence[Any], *, radius: int | None = 
         r = radius or max(1, int(round(size / 90)))
         thick = max(1, r // 2)
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-        doubtful = getattr(face, "confidence", np.nan) < LOW_POINT_CONFIDENCE
+        doubtful = getattr(face, "confidence", np.nan) < LOW_CONFIDENCE
         cv2.rectangle(out, (x0, y0), (x1, y1), low_color if doubtful else box_color, thick, cv2.LINE_AA)
         point_conf = getattr(face, "point_confidence", None)
-        low = np.zeros(len(face.points), bool) if point_conf is None else np.asarray(point_conf) < LOW_POINT_CONFIDENCE
+        low = np.zeros(len(face.points), bool) if point_conf is None else np.asarray(point_conf) < LOW_CONFIDENCE
         pts = np.round(face.points * (1 << shift)).astype(np.int32)  # OpenCV also puts pixel centres at integers
         if lines and face.scheme is not None:
             for group in face.scheme.groups.values():

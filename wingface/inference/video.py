@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..detection import pairwise_iou
 from ..geometry import box_from_points, box_size
-from .drawing import draw_faces
+from .drawing import LOW_CONFIDENCE, draw_faces
 from .results import Face, confidence_text
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class FaceTracker:
     """
 
     def __init__(self, landmarker: "Landmarker", redetect_every: int = 30,
-                 smoothing: OneEuroParams | None = OneEuroParams(), min_confidence: float = 0.5) -> None:
+                 smoothing: OneEuroParams | None = OneEuroParams(), min_confidence: float = LOW_CONFIDENCE) -> None:
         if isinstance(redetect_every, bool) or int(redetect_every) != redetect_every or redetect_every < 1:
             raise ValueError(f"redetect_every must be an integer >= 1, got {redetect_every!r}")
         if not 0.0 <= min_confidence <= 1.0:

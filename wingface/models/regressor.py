@@ -69,14 +69,17 @@ class LandmarkRegressor(nn.Module):
         Under bf16 autocast the output layer still runs in float32: its result is the
         coordinates, and bf16's 8 mantissa bits would round them by up to half a pixel.
         """
-        return self._output(self.head[:-1](features)).unflatten(-1, (self.spec.num_points, 2))
+        return self._points(self.head[:-1](features))
 
-    def _output(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The output layer on hidden features, in float32 even under autocast."""
+    def _points(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer on hidden features [N, F] -> points [N, L, 2], in float32 even under
+        autocast."""
         if not torch.is_autocast_enabled(hidden.device.type):
-            return self.output_layer(hidden)
-        with torch.autocast(hidden.device.type, enabled=False):
-            return self.output_layer(hidden.float())
+            out = self.output_layer(hidden)
+        else:
+            with torch.autocast(hidden.device.type, enabled=False):
+                out = self.output_layer(hidden.float())
+        return out.unflatten(-1, (self.spec.num_points, 2))
 
     def forward(self, x: torch.Tensor, with_error: bool = False):
         """[N, 3, S, S] 0..255 RGB crops -> [N, L, 2] points in the output unit; with
@@ -105,7 +108,7 @@ class LandmarkRegressor(nn.Module):
         if getattr(self, "error_head", None) is None:
             raise ValueError(f"{self.spec.arch}: this model has no error head (spec.uncertainty is False)")
         hidden = self.head[:-1](self.forward_features(x))
-        points = self._output(hidden).unflatten(-1, (self.spec.num_points, 2))
+        points = self._points(hidden)
         with torch.autocast(hidden.device.type, enabled=False):
             log_error = self.error_head(hidden.detach().float())
         return points, log_error

@@ -136,7 +136,7 @@ class Trainer:
         if not cfg.model.init and not self.resume:
             self.model.set_mean_shape(self.data.mean_crop_shape())
         self.model.to(self.ctx.device)
-        self.precision = self._precision()
+        self.precision = "fp32" if self.resume else self._choose_precision()  # a resumed run: _load_state
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.net = self.model
@@ -156,11 +156,9 @@ class Trainer:
         if self.resume:
             self._load_state()
 
-    def _precision(self) -> str:
-        """The resolved precision: the one a resumed run started with, else `resolve_precision`'s
-        choice (for ``auto``, timed on this model at this batch size)."""
-        if self.resume:
-            return load_state(self.out / "last.pt").get("precision", "fp32")
+    def _choose_precision(self) -> str:
+        """`resolve_precision`'s choice for a new run (for ``auto``, timed on this model at this
+        batch size)."""
         size = self.model.spec.input_size
         shape = (max(1, self.cfg.batch_size // self.ctx.world_size), 3, size, size)
         # Several processes could time differently and disagree: they take bf16 wherever it is native.
@@ -214,6 +212,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_nme = state["global_step"], state["best_nme"]
+        self.precision = state.get("precision", "fp32")  # a resumed run keeps the precision it started in
         self.log = RunLog(self.out, state["log"])
         log.info("resumed %s at epoch %d, step %d", self.out, self.epoch + 1, self.step_in_epoch)
 
