@@ -26,7 +26,9 @@ mesh neighbours; a neighbour whose mean error is more than 10% lower becomes the
 
 Timing: ms per 640x480 photo with one face (the bundled astronaut), detector included,
 median of ``--runs`` calls after 5 warm-up calls, pinned to one core (the legacy API has no
-thread setting). ``--skip-timing`` leaves it out; ``--timing-only`` adds it later.
+thread setting). ``--skip-timing`` leaves it out; ``--timing-only`` adds it later;
+``--print-timing`` only prints it (``wingface bench predict --mediapipe PYTHON`` runs that, so
+both systems are timed in one run).
 
 Writes benchmarks/results/peers/mediapipe_common.json (and mediapipe_mapping_check.json);
 existing results are kept: delete them to redo.
@@ -231,8 +233,13 @@ def main() -> None:
     parser.add_argument("--skip-timing", action="store_true", help="write the accuracy results without timing")
     parser.add_argument("--timing-only", action="store_true", help="add the timing to an existing mediapipe_common.json")
     parser.add_argument("--runs", type=int, default=50, help="timed calls (after 5 warm-up calls)")
+    parser.add_argument("--print-timing", action="store_true",
+                        help="print the timing as JSON and write nothing (for wingface bench predict --mediapipe)")
     args = parser.parse_args()
     mp = load_mediapipe()
+    if args.print_timing:
+        print(json.dumps({"version": mp.__version__, **time_mediapipe(args.runs)}))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "mediapipe_common.json"
     if args.timing_only:

@@ -238,7 +238,7 @@ def nine_points(out: Path, records, box_fit: DlibBoxFit) -> dict | None:
     from wingface.inference.landmarker import Landmarker
 
     runs = {}
-    for name, label, make in [("wingface", "wingface CNN-6/7", Landmarker), ("dlib", "dlib", lambda: DlibLandmarker(box_fit))]:
+    for name, label, make in [("wingface", "wingface CNN-6/7", lambda: Landmarker(precision="fp32")), ("dlib", "dlib", lambda: DlibLandmarker(box_fit))]:
         for boxes, what in [("gt", "gt box"), ("detector", "bundled detector" if name == "wingface" else "dlib detector")]:
             path = out / f"{name}_points_{boxes}.json"
             result = cached(path, lambda: point_predictions(make(), records, boxes, points, f"{label}, {what}"))
@@ -288,11 +288,10 @@ def speed_lines(dlib_timing: dict, mediapipe_timing: dict | None) -> list[str]:
     bench = RESULTS / "bench_predict.json"
     if bench.exists():
         b = json.loads(bench.read_text())
-        one = next((r for r in b["rows"] if r["backend"] == "torch" and r["threads"] == 1 and r["batch"] == 1), None)
-        if one is not None:
-            lines.append(f"| wingface CNN-6/7 | {one['cascade_ms_per_face']} + {b['detector_ms_per_640x480']['default']} | "
-                         "cascade per face (PyTorch, one thread, batch 1) + bundled detector per 640x480 image "
-                         "(bench_predict.json) |")
+        if "end_to_end_ms_640x480" in b:
+            lines.append(f"| wingface CNN-6/7 | {b['end_to_end_ms_640x480']} | per 640x480 image, bundled detector + "
+                         f"the default path (int8), one core (bench_predict.json; MediaPipe in the same run: "
+                         f"{(b.get('mediapipe') or {}).get('ms_per_640x480_image', 'not measured')}) |")
     return lines
 
 

@@ -4,7 +4,7 @@
 
 For each angle in ANGLES and each box protocol (``gt``: the box of the rotated landmarks;
 ``detector``: the bundled detector end to end), runs
-``wingface evaluate --rotate DEG --boxes B`` on 300w-common and writes its JSON (with the
+``wingface evaluate --rotate DEG --boxes B --precision P`` (default fp32) on 300w-common and writes its JSON (with the
 pose and confidence sections) to OUT/common_{gt|detector}_rot{DEG}.json, skipped when it
 exists. Then writes OUT/rotations.md and OUT/rotations.json: inter-ocular and inter-pupil
 NME, FR@10, faces found, and the confidence figures, with each angle's NME relative to
@@ -25,8 +25,8 @@ ANGLES = (0, 45, 90, 135, 180, -90)
 PROTOCOLS = ("gt", "detector")
 
 
-def evaluate_all(model: str | None, data: str, out: Path) -> dict[tuple[str, int], dict]:
-    """Every (protocol, angle) report, evaluated where missing."""
+def evaluate_all(model: str | None, data: str, out: Path, precision: str = "fp32") -> dict[tuple[str, int], dict]:
+    """Every (protocol, angle) report at ``precision``, evaluated where missing."""
     reports = {}
     for boxes in PROTOCOLS:
         for angle in ANGLES:
@@ -34,7 +34,7 @@ def evaluate_all(model: str | None, data: str, out: Path) -> dict[tuple[str, int
             model_args = ["--model", model] if model else []
             step(f"{boxes} boxes, {angle} degrees", path,
                  ["evaluate", *model_args, "--data", data, "--split", "300w-common", "--boxes", boxes,
-                  "--rotate", str(angle), "--json", str(path)])
+                  "--rotate", str(angle), "--precision", precision, "--json", str(path)])
             reports[boxes, angle] = json.loads(path.read_text())
     return reports
 
@@ -77,10 +77,12 @@ def main() -> None:
     parser.add_argument("--model", help="model to evaluate (default: the shipped one)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "rotation")
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"),
+                        help="network arithmetic (default fp32: the model's own accuracy; auto: the default path)")
     args = parser.parse_args()
     data = str(require_data(args.data))
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(evaluate_all(args.model, data, args.out))
+    rows = summary_rows(evaluate_all(args.model, data, args.out, args.precision))
     write_text_atomic(args.out / "rotations.json", json.dumps(rows, indent=1) + "\n")
     table = markdown(rows)
     write_text_atomic(args.out / "rotations.md", table)

@@ -33,6 +33,12 @@ class Job:
     minutes: float
 
 
+def mediapipe_option() -> tuple[str, ...]:
+    """``--mediapipe PYTHON`` when the MediaPipe venv of benchmarks/mediapipe_peer.py exists."""
+    python = REPO / ".venv-mediapipe" / "bin" / "python"
+    return ("--mediapipe", str(python)) if python.is_file() else ()
+
+
 def jobs(data: str) -> list[Job]:
     wf = (sys.executable, "-m", "wingface.cli.main")
     py = (sys.executable,)
@@ -42,14 +48,16 @@ def jobs(data: str) -> list[Job]:
                            str(RESULTS / "mean_shape_common.json")), "mean_shape_common.json", 1),
         Job("shipped cascade", (*py, "benchmarks/shipped_model.py", "--data", data), None, 65),
         Job("ablations", (*py, "benchmarks/ablations.py", "--data", data), "ablations/ablations.json", 90),
+        Job("recipes and data scaling", (*py, "benchmarks/recipes.py", "--data", data), "recipes/recipes.json", 50),
+        Job("rotations", (*py, "benchmarks/rotations.py", "--data", data), "rotation/rotations.json", 5),
         Job("peers", (*py, "benchmarks/peers.py", "--data", data), "peers/peers.json", 6),
         Job("train speed cnn6", (*wf, "bench", "train", "--model", "cnn6", "--json",
                                  str(RESULTS / "bench_train_cnn6.json")), "bench_train_cnn6.json", 2),
-        Job("train speed cnn7", (*wf, "bench", "train", "--model", "cnn7", "--json",
+        Job("train speed cnn7", (*wf, "bench", "train", "--model", "cnn7", "--batch-size", "16", "--json",
                                  str(RESULTS / "bench_train_cnn7.json")), "bench_train_cnn7.json", 3),
-        Job("predict speed", (*wf, "bench", "predict", "--int8", "--seconds", "3", "--json",
+        Job("predict speed", (*wf, "bench", "predict", "--seconds", "1", *mediapipe_option(), "--json",
                               str(RESULTS / "bench_predict.json")),
-            "bench_predict.json", 4),
+            "bench_predict.json", 2),
     ]
 
 

@@ -11,7 +11,8 @@ Steps (each skipped when its output exists; a killed training step resumes from 
 5. refine stage 2: 80 more epochs from its best weights with batch 16 (4x the updates per
    epoch; the first 30 epochs left the network underfitting, train NME ~= test NME);
 6. the orientation stage: stage 1 continued on the full circle, 120 epochs from its best
-   weights with rotation jitter +-180 degrees, so that it reads faces at any roll;
+   weights with rotation jitter +-180 degrees, so that it reads faces at any roll, then 60
+   more epochs with rolled faces framed by their rotated box (``augment.rotated_box``);
 7. train the error head of the refined stage 2 alone (its points frozen) on crops jittered
    more widely than stage 1 ever errs, so it learns what a bad crop looks like;
 8. build the cascade (orientation stage, stage 1, stage 2 with its error head: faces rolled
@@ -42,6 +43,8 @@ from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
 
 STAGE2_REFINEMENT = ["epochs=80", "batch_size=16", "optim.lr=1e-3"]
 STAGE1_FULL_CIRCLE = ["augment.rotation_deg=180", "epochs=120"]
+# Then framed as a box drawn round a rolled face frames it (up to 1.4x larger at 45 degrees).
+ORIENTATION_ROTATED_BOX = ["augment.rotation_deg=180", "augment.rotated_box=true", "epochs=60", "optim.lr=1e-3"]
 # The error head alone: no weight decay (a few thousand weights), broad crop jitter.
 ERROR_HEAD = ["model.uncertainty=true", "model.freeze_points=true", "epochs=8", "batch_size=32", "optim.lr=1e-3",
               "optim.weight_decay=0", "augment.rotation_deg=45", "augment.shift=0.15", "augment.scale=0.3"]
@@ -52,7 +55,7 @@ ERROR_HEAD = ["model.uncertainty=true", "model.freeze_points=true", "epochs=8", 
 #   stage 2     configs/300w-cnn7-stage2.yaml                batch 64, lr 2e-3 -> 128: 2e-3 * 128 / 64 = 4e-3
 #   refinement  300w-cnn7-stage2 + STAGE2_REFINEMENT         batch 16, lr 1e-3 -> 128: 1e-3 * 128 / 16 = 8e-3
 GPU_BATCH = {"stage 1": 256, "stage 2": 128, "stage 2 refinement": 128, "stage 1 full circle": 256,
-             "error head": 128}
+             "orientation rotated boxes": 256, "error head": 128}
 GPU_SETTINGS = ["device=cuda", "precision=bf16", "checkpoint_minutes=1"]
 
 
@@ -130,11 +133,16 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
           [f"data={cache}", f"model.init={stage1 / 'best.pt'}", *replace_overrides(
               STAGE1_FULL_CIRCLE, device("stage 1 full circle", "configs/300w-cnn6.yaml", STAGE1_FULL_CIRCLE))],
           **flags)
+    orientation = work / "orientation-rotated-box"
+    train("orientation rotated boxes", "configs/300w-cnn6.yaml", orientation,
+          [f"data={cache}", f"model.init={circle / 'best.pt'}", *replace_overrides(
+              ORIENTATION_ROTATED_BOX, device("orientation rotated boxes", "configs/300w-cnn6.yaml",
+                                              ORIENTATION_ROTATED_BOX))], **flags)
     train("error head", "configs/300w-cnn7-stage2.yaml", head,
           [f"data={cache}", f"model.init={refined / 'best.pt'}", *replace_overrides(
               ERROR_HEAD, device("error head", "configs/300w-cnn7-stage2.yaml", ERROR_HEAD))], **flags)
     uncalibrated, cascade = work / "cascade-uncalibrated.pt", work / "wingface-300w-cnn6-cnn7.pt"
-    step("cascade", uncalibrated, ["cascade", "build", str(circle / "best.pt"), str(stage1 / "best.pt"),
+    step("cascade", uncalibrated, ["cascade", "build", str(orientation / "best.pt"), str(stage1 / "best.pt"),
                                    str(head / "best.pt"), "--out", str(uncalibrated)], dry_run=args.dry_run)
     step("calibrate", cascade, ["cascade", "calibrate", str(uncalibrated), "--data", str(cache), "--half",
                                 "--out", str(cascade), "--json", str(results / "error_calibration.json")],

@@ -7,12 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from wingface.augmentation import (
-    AugmentConfig,
-    BatchAugmenter,
-    squares_from_alignment,
-    squares_from_points,
-)
+from wingface.augmentation import AugmentConfig, BatchAugmenter
 from wingface.augmentation.photometric import adjust_colour, gaussian_blur, occlude
 from wingface.geometry import (
     apply_affine,
@@ -21,6 +16,8 @@ from wingface.geometry import (
     face_square,
     rotation_about,
     square_matrix,
+    squares_from_alignment,
+    squares_from_points,
     warp_image,
 )
 from wingface.schemes import LandmarkScheme, get_scheme
@@ -125,6 +122,21 @@ def test_off_config_in_train_mode_equals_eval() -> None:
     evaluation = augment(images, pts, train=False)
     torch.testing.assert_close(train.images, evaluation.images)
     torch.testing.assert_close(train.points, evaluation.points)
+
+
+@pytest.mark.parametrize("rotated_box", [False, True])
+def test_rotated_box_frames_rolled_faces_like_a_detector_box(rotated_box: bool) -> None:
+    """With rotated_box, a rolled face's axis-aligned landmark box in the crop always spans the
+    crop less its margin (as an upright face's does); without it, rolled faces overflow that."""
+    image, points = smooth_image(3), grid_points(8, 9, 18.0, count=68)
+    config = AugmentConfig(rotation_deg=180.0, shift=0.0, scale=0.0, flip=0.0, rotated_box=rotated_box).geometry_only()
+    out_size, margin = 64, 0.25
+    augment = BatchAugmenter(config, get_scheme("300w-68"), out_size, margin=margin)
+    images, pts = batch_of(image, points, n=16)
+    crop_points = augment(images, pts, generator=torch.Generator().manual_seed(0)).points.numpy()
+    longer = (box_from_points(crop_points)[:, 2:] - box_from_points(crop_points)[:, :2]).max(-1)
+    framed = np.isclose(longer, out_size / (1 + margin), rtol=1e-4)
+    assert framed.all() if rotated_box else not framed.all()
 
 
 def test_same_seed_same_batch() -> None:

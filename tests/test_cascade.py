@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wingface.augmentation import Squares
+from wingface.geometry import Squares
 from wingface.bench.predict_speed import random_cascade
 from wingface.data.synthetic import synthetic_shape
 from wingface.geometry import angle_difference, apply_affine, rotation_about
@@ -68,3 +68,4 @@ def test_without_an_orientation_stage_a_face_beyond_reach_stays_unread() -> None
     points = Cascade([stage]).run([np.zeros((200, 200, 3), np.uint8)], [Squares(CENTRE[None], np.array([90.0]),
                                                                                np.zeros(1))])[0]
     assert abs(float(np.degrees(eye_line_roll(points, SCHEME))[0])) < 1e-6  # read as upright: wrong
+

@@ -259,7 +259,8 @@ def test_calibrate_cli_matches_the_observed_errors(uncertain_cascade: Path, synt
     from wingface.data.cache import load_cache
     from wingface.evaluation.calibration import error_scale
     from wingface.inference.cascade import Cascade
-    from wingface.inference.stages import Stage, TorchBackend
+    from wingface.inference.stages import Stage
+    from wingface.inference.torch_backend import TorchBackend
     from wingface.training.pipeline import split_train_val
 
     out = tmp_path / "calibrated.pt"

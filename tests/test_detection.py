@@ -20,8 +20,8 @@ from wingface.detection import (
     pairwise_iou,
 )
 from wingface.detection.blazeface import blazeface_anchors, decode_blazeface, weighted_nms
-from wingface.detection.cascade import eye_roll, map_detection, rot90_to_original
-from wingface.geometry import apply_affine, box_center, box_size, invert_affine, square_matrix, warp_image
+from wingface.detection.cascade import DIAGONALS, diagonal_copy, eye_roll, map_detection, map_turned, rot90_to_original
+from wingface.geometry import apply_affine, box_center, box_size, invert_affine, rotation_about, square_matrix, warp_image
 
 # Hand-checked face box of the bundled astronaut (512 x 512): forehead to chin, ear to ear.
 ASTRONAUT_FACE = np.array([178.0, 70.0, 270.0, 176.0])
@@ -195,6 +195,44 @@ def test_cascade_retries_turned_copies_when_nothing_is_found_upright():
     assert found[0].angle == pytest.approx(-math.pi / 2)  # the first turn tried, k = 1
     assert found[0].box[0] <= 10 <= found[0].box[2] and found[0].box[1] <= 5 <= found[0].box[3]
     assert DetectorCascade([_BrightestPixel()], rotate_retry=False).detect(image) == []
+
+
+class _SquareOnly(_BrightestPixel):
+    """Stub: 'finds' the brightest pixel only in square images (the diagonal copies)."""
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        if rgb.shape[0] != rgb.shape[1]:
+            return []
+        y, x = np.unravel_index(np.argmax(rgb.sum(axis=2)), rgb.shape[:2])
+        return [Detection([x - 2, y - 2, x + 3, y + 3], 0.9, 0.0, [[x, y]], self.name)]
+
+
+def test_diagonal_copies_are_tried_last_and_mapped_back():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[5, 10] = 255
+    found = DetectorCascade([_SquareOnly()]).detect(image)
+    assert len(found) == 1
+    np.testing.assert_allclose(found[0].keypoints, [[10, 5]], atol=1.0)
+    assert found[0].angle == pytest.approx(-math.radians(DIAGONALS[0]))  # the first diagonal tried
+    assert found[0].box[2] - found[0].box[0] == pytest.approx(5.0)  # its size in the face's own frame
+    assert DetectorCascade([_SquareOnly()], rotate_retry=False).detect(image) == []
+
+
+def test_a_face_found_in_a_diagonal_copy_crops_upright(astronaut, detectors):
+    """The crop at the mapped face's landmark square shows the face as the upright crop does."""
+    centre = np.array([255.5, 255.5])
+    rolled = warp_image(astronaut, rotation_about(centre, math.radians(-45.0)), 512)  # rolled by -45 degrees
+    copy, back = diagonal_copy(rolled, 45.0)  # turned back: upright again, in a larger canvas
+    face = map_turned(detectors["yunet"].detect(copy)[0], back)
+    assert face.angle == pytest.approx(-math.pi / 4, abs=1e-9)
+    upright = detectors["yunet"].detect(astronaut)[0]
+    center, side, angle = detectors["yunet"].landmark_square(face)
+    center0, side0, _ = detectors["yunet"].landmark_square(upright)
+    crop = warp_image(rolled, square_matrix(center, side, 64, angle), 64).astype(float)
+    unturned = warp_image(rolled, square_matrix(center, side, 64, 0.0), 64).astype(float)
+    crop0 = warp_image(astronaut, square_matrix(center0, side0, 64), 64).astype(float)
+    assert side == pytest.approx(side0, rel=0.05)
+    assert np.abs(crop - crop0).mean() < 0.5 * np.abs(unturned - crop0).mean()
 
 
 @pytest.mark.parametrize("shape", [(240, 320, 3), (8, 8, 3), (1, 1, 3)])

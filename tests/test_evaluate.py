@@ -18,7 +18,8 @@ from wingface.evaluation.run import POSE_BINS, Evaluation, evaluate, face_labels
 from wingface.geometry import apply_affine, rotation_about
 from wingface.inference.cascade import Cascade
 from wingface.inference.landmarker import Landmarker
-from wingface.inference.stages import Stage, TorchBackend
+from wingface.inference.stages import Stage
+from wingface.inference.torch_backend import TorchBackend
 from wingface.schemes import get_scheme
 from wingface.training.baseline import fit_mean_shape
 

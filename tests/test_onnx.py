@@ -137,15 +137,23 @@ def test_cli_export(cascade_file, tmp_path, capsys):
 
 
 def test_bench_predict_smoke(tmp_path, capsys):
-    """The benchmark runs end to end and reports every combination (its numbers are not checked)."""
+    """The benchmark runs end to end and reports every path (its numbers are not checked)."""
     out = tmp_path / "bench.json"
-    assert main(["bench", "predict", "--seconds", "0.01", "--batch", "1", "2", "--json", str(out)]) == 0
+    assert main(["bench", "predict", "--seconds", "0.01", "--batch", "1", "2", "--no-whole-program",
+                 "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    combos = {(r["backend"], r["threads"], r["batch"]) for r in result["rows"]}
+    combos = {(r["path"], r["threads"], r["batch"]) for r in result["rows"]}
     threads = {1, result["threads_all"]}
-    assert combos == {(b, t, n) for b in ("torch", "onnxruntime") for t in threads for n in (1, 2)}
-    assert all(len(r["network_ms_per_face"]) == len(result["stages"]) for r in result["rows"])
+    paths = {r["path"] for r in result["rows"]}
+    assert {"torch-fp32", "onnx-fp32", "onnx-int8", "int8-upright"} <= paths
+    assert combos == {(p, t, n) for p in paths for t in threads for n in (1, 2)}
+    full = [r for r in result["rows"] if r["path"] != "int8-upright"]
+    assert all(len(r["stages"]) == len(result["stages"]) for r in full)
+    assert all({"crop_ms", "network_ms", "back_mapping_ms"} <= set(r["stages"][0]) for r in result["rows"])
+    assert all(r["roofline_ratio"] > 0 for r in result["rows"])
+    assert result["default_path"] in paths and result["fastest_path"] == "int8-upright"
+    assert result["default_ms_per_face_1thread"] > 0 and result["fastest_ms_per_face_1thread"] > 0
+    assert {(r["precision"], r["threads"]) for r in result["rooflines_gflops"]} >= {("fp32", 1), ("int8", 1)}
     assert set(result["detector_ms_per_640x480"]) == {"default", "yunet"}
-    assert result["best_batched_float"]["backend"] in ("torch", "onnxruntime")
     if result["random_init"]:
         assert "not installed" in result["model"]

@@ -76,6 +76,13 @@ def test_time_training_step_leaves_the_model_untouched() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_time_training_step_times_a_frozen_model_too() -> None:
+    """An error-head run freezes the points' weights: the probe still has a backward to time."""
+    model = create_model("cnn6", get_scheme("300w-68"), input_size=32).requires_grad_(False)
+    assert precision.time_training_step(model, (2, 3, 32, 32), CPU, steps=1)("fp32") > 0
+    assert not any(p.requires_grad for p in model.parameters())
+
+
 @needs_bf16
 def test_bf16_keeps_the_output_layer_and_loss_in_fp32() -> None:
     model = create_model("cnn6", get_scheme("300w-68"), input_size=32).train()

@@ -165,7 +165,7 @@ def test_demo(model, tmp_path, capsys):
 def test_demo_without_the_shipped_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import wingface.inference.landmarker as module
 
-    monkeypatch.setattr(module, "default_model_path", lambda: tmp_path / "absent.pt")
+    monkeypatch.setattr(module, "default_model_path", lambda precision="fp32": tmp_path / "absent.pt")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "shipped model is not installed" in capsys.readouterr().err
 

@@ -49,7 +49,7 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     work, data = tmp_path / "work", tmp_path / "no-dataset-here"
     commands, out = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--data", str(data), "--work", str(work))
     assert list(commands) == ["stage 1", "stage 1 residuals", "stage 2", "stage 2 refinement", "stage 1 full circle",
-                              "error head", "cascade", "calibrate"]
+                              "orientation rotated boxes", "error head", "cascade", "calibrate"]
     gpu = "device=cuda precision=bf16 checkpoint_minutes=1"
     # CPU recipe: batch 64, lr 2e-3 (stages 1 and 2), batch 16, lr 1e-3 (refinement); lr scales with the batch.
     assert f"data={tiny_cache} {gpu} batch_size=256 optim.lr=0.008 --no-progress" in commands["stage 1"]
@@ -57,6 +57,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     assert f"epochs=80 {gpu} batch_size=128 optim.lr=0.008 {JITTER}" in commands["stage 2 refinement"]
     assert "batch_size=16" not in commands["stage 2 refinement"]
     assert f"epochs=120 {gpu} batch_size=256 optim.lr=0.008" in commands["stage 1 full circle"]
+    # The rotated-box epochs: batch 64, lr 1e-3 -> 256, 4e-3.
+    assert f"augment.rotated_box=true epochs=60 {gpu} batch_size=256 optim.lr=0.004" in commands["orientation rotated boxes"]
     # The error head's CPU recipe: batch 32, lr 1e-3.
     assert f"augment.scale=0.3 {gpu} batch_size=128 optim.lr=0.004" in commands["error head"]
     assert commands["stage 1"].startswith(f"wingface train configs/300w-cnn6.yaml out={work / 'stage1-cnn6'} ")
@@ -69,7 +71,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
 def test_cuda_recipe_under_torchrun(tiny_cache: Path, tmp_path: Path) -> None:
     commands, _ = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--nproc", "4", "--work", str(tmp_path))
     torchrun = "torchrun --standalone --nproc-per-node=4 -m wingface.cli.main train "
-    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 1 full circle", "error head"):
+    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 1 full circle", "orientation rotated boxes",
+                 "error head"):
         assert commands[name].startswith(torchrun), commands[name]
         assert "device=cuda" in commands[name]
     assert commands["stage 1 residuals"].startswith("wingface cascade residuals ")
@@ -94,11 +97,15 @@ def test_cpu_recipe_is_unchanged(tmp_path: Path) -> None:
                               f"optim.lr=1e-3 {JITTER} --no-progress",
         "stage 1 full circle": f"wingface train configs/300w-cnn6.yaml out={w}/stage1-cnn6-full-circle data={cache} "
                                f"model.init={w}/stage1-cnn6/best.pt augment.rotation_deg=180 epochs=120 --no-progress",
+        "orientation rotated boxes": f"wingface train configs/300w-cnn6.yaml out={w}/orientation-rotated-box "
+                                     f"data={cache} model.init={w}/stage1-cnn6-full-circle/best.pt "
+                                     "augment.rotation_deg=180 augment.rotated_box=true epochs=60 optim.lr=1e-3 "
+                                     "--no-progress",
         "error head": f"wingface train configs/300w-cnn7-stage2.yaml out={w}/stage2-error-head data={cache} "
                       f"model.init={w}/stage2-cnn7-refined/best.pt model.uncertainty=true model.freeze_points=true "
                       "epochs=8 batch_size=32 optim.lr=1e-3 optim.weight_decay=0 augment.rotation_deg=45 "
                       "augment.shift=0.15 augment.scale=0.3 --no-progress",
-        "cascade": f"wingface cascade build {w}/stage1-cnn6-full-circle/best.pt {w}/stage1-cnn6/best.pt "
+        "cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
                    f"{w}/stage2-error-head/best.pt --out {w}/cascade-uncalibrated.pt",
         "calibrate": f"wingface cascade calibrate {w}/cascade-uncalibrated.pt --data {cache} --half --out {model} "
                      f"--json {w}/results/error_calibration.json",

@@ -300,3 +300,30 @@ def test_lr_schedule_warms_up_then_decays_to_the_final_ratio() -> None:
     step_cfg = load_config(TrainConfig, None, ["epochs=10", "optim.warmup_epochs=0", "optim.schedule=step",
                                                "optim.step_epochs=[4, 8]", "optim.step_gamma=0.1"])
     assert [lr_factor(step_cfg, e * 5, 5) for e in (0, 3, 4, 7, 8, 9)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_train_fraction_takes_nested_subsets_and_keeps_the_validation_faces() -> None:
+    from wingface.training.pipeline import split_train_val, subset
+
+    train, val = split_train_val(400, 0.1, 0)
+    quarter, half, whole = (subset(train, f, 0) for f in (0.25, 0.5, 1.0))
+    assert len(quarter) == 90 and len(half) == 180 and np.array_equal(whole, train)
+    assert set(quarter) <= set(half) <= set(train) and not set(half) & set(val)
+    with pytest.raises(ValueError, match="train_fraction"):
+        subset(train, 0.0, 0)
+
+
+def test_ema_weights_are_what_is_saved_and_resume_keeps_them(cache: Path, tmp_path: Path, no_plots: None) -> None:
+    out = tmp_path / "ema"
+    cfg = _config(cache, out, "epochs=1", "optim.ema_decay=0.5")
+    trainer = Trainer(cfg, progress=False)
+    trainer.fit()
+    state = load_state(out / "last.pt")
+    ema = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert not _same_weights(ema, state["model"])  # the average lags the raw weights
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["state_dict"]
+    assert _same_weights(best, {k: ema[k] for k in best})  # one epoch: best.pt is the final average
+    resumed = Trainer(cfg, resume=True, progress=False)
+    assert _same_weights(resumed.ema.state_dict(), state["ema"])
+    with pytest.raises(ValueError, match="ema_decay"):
+        Trainer(_config(cache, tmp_path / "bad", "optim.ema_decay=1.5"), progress=False)

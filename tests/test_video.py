@@ -85,6 +85,9 @@ class StubLandmarker:
             out.append(Face(near if near is not None else np.tile(centre, (68, 1)), np.asarray(box), 1.0, 0.0, SCHEME))
         return out
 
+    def predict_from_points(self, frame, points):
+        return self.predict(frame, boxes=[box_from_points(p) for p in points])
+
 
 def _face_at(x: float, y: float, size: float = 60.0) -> np.ndarray:
     return reference_mean_shape() * size + [x, y]

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .augmentation import squares_from_alignment, squares_from_points
+from .geometry import squares_from_alignment, squares_from_points
 from .geometry import square_matrix, warp_image
 from .lookup import lookup
 from .models import LandmarkRegressor, ModelSpec
@@ -47,6 +47,7 @@ FORMAT = "wingface-onnx"
 VERSION = 1
 MANIFEST = "manifest.json"
 SPEC_METADATA_KEY = "wingface_spec"
+PRECISION_METADATA_KEY = "wingface_precision"  # "int8" in quantised files (absent: float32)
 INPUT_NAME, OUTPUT_NAME = "crops", "points"
 QUANTIZE_MODES = {"none": None, "int8": "int8"}
 DEFAULT_OPSET = 17
@@ -151,7 +152,7 @@ def _quantize_int8(float_path: Path, out_path: Path, spec: ModelSpec, calibratio
             nodes_to_exclude=_float_tail(proto), extra_options={"ActivationSymmetric": False},
         )
     quantized = onnx.load(str(out_path))
-    onnx.helper.set_model_props(quantized, {SPEC_METADATA_KEY: json.dumps(spec.to_dict())})
+    onnx.helper.set_model_props(quantized, {SPEC_METADATA_KEY: json.dumps(spec.to_dict()), PRECISION_METADATA_KEY: "int8"})
     onnx.save(quantized, str(out_path))
 
 

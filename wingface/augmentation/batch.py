@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..geometry import Squares, squares_from_points
 from ..schemes import LandmarkScheme
 from .config import AugmentConfig
-from .geometric import jitter_squares, output_matrices, transform_points, warp_batch
+from .geometric import jitter_squares, output_matrices, rotated_box_growth, transform_points, warp_batch
 from .photometric import adjust_colour, gaussian_blur, occlude
-from .squares import Squares, squares_from_points
 
 __all__ = ["AugmentedBatch", "BatchAugmenter"]
 
@@ -96,7 +96,7 @@ class BatchAugmenter:
             raise ValueError(f"squares: {len(squares.side)} squares for {len(pts)} faces")
         flip = np.zeros(len(pts), dtype=bool)
         if train:
-            squares, flip = self._jitter(squares, generator)
+            squares, flip = self._jitter(squares, generator, pts)
         matrices = output_matrices(squares, self.out_size, flip)
         out = warp_batch(images, matrices, self.out_size)
         if train:
@@ -114,7 +114,8 @@ class BatchAugmenter:
             flipped=flip,
         )
 
-    def _jitter(self, squares: Squares, generator: torch.Generator | None) -> tuple[Squares, np.ndarray]:
+    def _jitter(self, squares: Squares, generator: torch.Generator | None,
+                points: np.ndarray) -> tuple[Squares, np.ndarray]:
         """Draw rotation, shift, zoom and flip for every face; returns jittered squares and flips."""
         cfg = self.config
         u = 2 * _uniform((len(squares.side), 5), generator, torch.float64).cpu().numpy() - 1  # in [-1, 1)
@@ -122,6 +123,8 @@ class BatchAugmenter:
         shift = u[:, 1:3] * cfg.shift
         zoom = np.exp(u[:, 3] * math.log1p(cfg.scale))
         flip = (u[:, 4] + 1) / 2 < cfg.flip
+        if cfg.rotated_box:
+            zoom = zoom * rotated_box_growth(points, squares, rotation)
         return jitter_squares(squares, rotation, shift, zoom), flip
 
     def _photometric(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

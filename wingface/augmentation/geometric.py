@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..geometry import apply_affine, compose_affine, invert_affine, square_matrix
-from .squares import Squares
+from ..geometry import (Squares, apply_affine, box_from_points, box_size, compose_affine, invert_affine,
+                        rotation_about, square_matrix)
 
-__all__ = ["jitter_squares", "output_matrices", "transform_points", "warp_batch"]
+__all__ = ["jitter_squares", "output_matrices", "rotated_box_growth", "transform_points", "warp_batch"]
 
 
 def jitter_squares(squares: Squares, rotation: np.ndarray, shift: np.ndarray, zoom: np.ndarray) -> Squares:
@@ -37,6 +37,19 @@ def jitter_squares(squares: Squares, rotation: np.ndarray, shift: np.ndarray, zo
     side = np.asarray(squares.side, dtype=np.float64)
     center = squares.center + np.asarray(shift, dtype=np.float64) * side[:, None]
     return Squares(center, side * zoom, squares.angle + rotation)
+
+
+def rotated_box_growth(points: np.ndarray, squares: Squares, rotation: np.ndarray) -> np.ndarray:
+    """[N] ratio of the landmark box's longer side seen in a square turned by ``rotation`` [N]
+    radians to the one seen in the square as it is: how much larger the axis-aligned box of
+    a face rolled by ``rotation`` in the image is. Points [N, L, 2] in source pixels."""
+
+    def longer_side(angle: np.ndarray) -> np.ndarray:
+        in_frame = apply_affine(rotation_about(squares.center, -angle), points)
+        return box_size(box_from_points(in_frame)).max(-1)
+
+    angle = np.asarray(squares.angle, dtype=np.float64)
+    return longer_side(angle + rotation) / longer_side(angle)
 
 
 def output_matrices(squares: Squares, out_size: int, flip: np.ndarray | None = None) -> np.ndarray:

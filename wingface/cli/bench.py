@@ -23,14 +23,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="precision of the top-level figures (every native precision is measured)")
     t.add_argument("--json", type=Path, help="write the result here")
     t.set_defaults(func=run_train)
-    pr = verbs.add_parser("predict", help="inference ms per face (stage 1, cascade; PyTorch, onnxruntime; "
-                                          "1 and all threads; batch 1 and 32) and detector ms per image")
+    pr = verbs.add_parser("predict", help="inference ms per face at every precision (1 and all threads; batch 1 "
+                                          "and 32), rooflines, default and fastest paths, start-up, video, "
+                                          "detector and end to end (beside MediaPipe with --mediapipe)")
     pr.add_argument("--model", help="checkpoint/cascade .pt (default: the shipped model, or a random-init "
                                     "cnn6+cnn7 cascade when it is not installed)")
     pr.add_argument("--seconds", type=float, default=1.0, help="timed wall time per measurement (default 1)")
     pr.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="faces per call (default 1 32)")
-    pr.add_argument("--int8", action="store_true", help="also time the int8-quantised ONNX export")
-    pr.add_argument("--peak-gflops", type=float, default=190.0, help="the machine's peak GFLOP/s (default 190)")
+    pr.add_argument("--mediapipe", metavar="PYTHON",
+                    help="a Python with mediapipe 0.10.21 (e.g. .venv-mediapipe/bin/python): time its face mesh "
+                         "on the same photo in this run")
+    pr.add_argument("--no-whole-program", action="store_true",
+                    help="skip start-up, video and end-to-end timings (fresh processes, a clip)")
     pr.add_argument("--json", type=Path, help="write the result here")
     pr.set_defaults(func=run_predict)
 
@@ -49,8 +53,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0 or min(args.batch) < 1:
         raise ValueError("--seconds must be > 0 and --batch values >= 1")
-    result = bench_predict(args.model, batches=args.batch, seconds=args.seconds, int8=args.int8,
-                           peak_gflops=args.peak_gflops)
+    result = bench_predict(args.model, batches=args.batch, seconds=args.seconds, mediapipe=args.mediapipe,
+                           whole_program=not args.no_whole_program)
     _emit(result, args.json)
     return 0
 

@@ -88,7 +88,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from ..data.cache import load_cache
     from ..evaluation.calibration import error_scale, rescale_error_head
     from ..inference.cascade import Cascade
-    from ..inference.stages import Stage, TorchBackend
+    from ..inference.stages import Stage
+    from ..inference.torch_backend import TorchBackend
     from ..models import load_stages, save_cascade
     from ..training.pipeline import split_train_val
 

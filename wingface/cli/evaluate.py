@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .options import add_precision_option
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model on a dataset split (NME, FR@10%%, AUC@10%%, CED plot)")
@@ -26,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for an ONNX export, torch otherwise")
     p.add_argument("--device", default="cpu")
     p.add_argument("--flip-test", action="store_true", help="average each network with its mirrored-crop output")
+    p.add_argument("--no-orientation", action="store_true", help="skip the cascade's orientation stage")
+    add_precision_option(p)
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--ced", type=Path, help="CED plot PNG (default: beside --json)")
     p.add_argument("--label", help="name of the method in the report and plot")
@@ -66,13 +70,14 @@ def _pose_analysis(args, reader, shapes: np.ndarray | None):
 def _landmarker(args, reader, train: np.ndarray | None):
     from ..inference.cascade import Cascade
     from ..inference.landmarker import Landmarker
-    from ..inference.stages import Stage, TorchBackend
+    from ..inference.stages import Stage
+    from ..inference.torch_backend import TorchBackend
     from ..training.baseline import fit_mean_shape
 
     detector = "default" if args.boxes == "detector" else None
     if args.model != "mean-shape":
         return Landmarker(args.model, detector=detector, backend=args.backend, device=args.device,
-                          flip_test=args.flip_test)
+                          flip_test=args.flip_test, precision=args.precision, orientation=not args.no_orientation)
     if train is None:
         raise ValueError(f"--model mean-shape: no training faces in {args.data} (split "
                          f"{_train_name(args, reader)!r}); name a training split with --train-split")

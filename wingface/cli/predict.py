@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .options import add_precision_option
+
 GLOB_CHARS = set("*?[")
 
 
@@ -85,6 +87,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine", type=int, default=1, help="times the last (aligned) stage runs (default 1)")
     p.add_argument("--flip-test", action="store_true",
                    help="average each network with its mirrored-crop output (2x network time, ~3%% lower NME)")
+    p.add_argument("--no-orientation", action="store_true",
+                   help="skip the orientation stage (faster; for faces within 60 degrees of upright)")
+    add_precision_option(p)
 
 
 @dataclass
@@ -290,12 +295,14 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def _landmarker(args: argparse.Namespace, detector: str | None):
     from ..inference.landmarker import Landmarker
 
-    if args.threads is not None:  # onnxruntime gets it per session; torch only process-wide
+    landmarker = Landmarker(args.model, detector=detector, device=args.device, backend=args.backend,
+                            refine=args.refine, threads=args.threads, flip_test=args.flip_test,
+                            precision=args.precision, orientation=not args.no_orientation)
+    if args.threads is not None and "torch" in sys.modules:  # onnxruntime got it per session
         import torch
 
         torch.set_num_threads(args.threads)
-    return Landmarker(args.model, detector=detector, device=args.device, backend=args.backend,
-                      refine=args.refine, threads=args.threads, flip_test=args.flip_test)
+    return landmarker
 
 
 def run_predict(args: argparse.Namespace) -> int:

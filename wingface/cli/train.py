@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"give at most one config file, before the overrides (got {files})")
         cfg = load_config(TrainConfig, files[0] if files else None, [s for s in args.settings if "=" in s])
     result = Trainer(cfg, resume=bool(args.resume), progress=not args.no_progress).fit()
-    print(f"done: {result.epochs} epochs, best validation NME {100 * result.best_val_nme:.2f}% "
-          f"(inter-ocular), model {result.best_checkpoint}")
+    best = (f"error-head NLL {result.best_val_nme:.3f}" if cfg.model.freeze_points  # selected by it
+            else f"NME {100 * result.best_val_nme:.2f}% (inter-ocular)")
+    print(f"done: {result.epochs} epochs, best validation {best}, model {result.best_checkpoint}")
     return 0

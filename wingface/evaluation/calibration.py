@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..augmentation import squares_from_points
+from ..geometry import squares_from_points
 from ..inference.cascade import Cascade
 from ..models import LandmarkRegressor
 

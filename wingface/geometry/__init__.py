@@ -1,4 +1,4 @@
-"""Geometry: boxes, 2-D similarity/affine transforms, and the face-crop convention.
+"""Geometry: boxes, 2-D similarity/affine transforms, the face-crop convention and face squares.
 
 Coordinate convention, used everywhere in wingface: points are 0-based pixel coordinates
 (x, y) in which integer values are pixel centres; pixel (i, j) covers [i - 0.5, i + 0.5].
@@ -8,6 +8,7 @@ matrix M mapping a point p to ``M[:, :2] @ p + M[:, 2]``.
 
 from .boxes import box_center, box_from_points, box_size, check_box, clip_box
 from .crops import crop_matrix, face_square, square_matrix, warp_image
+from .squares import Squares, squares_from_alignment, squares_from_points
 from .transforms import (
     angle_difference,
     apply_affine,
@@ -19,7 +20,8 @@ from .transforms import (
 )
 
 __all__ = [
-    "angle_difference", "apply_affine", "box_center", "box_from_points", "box_size", "check_box",
+    "Squares", "angle_difference", "apply_affine", "box_center", "box_from_points", "box_size", "check_box",
     "clip_box", "compose_affine", "crop_matrix", "face_square", "fit_similarity", "invert_affine",
-    "rotation_about", "similarity_params", "square_matrix", "warp_image",
+    "rotation_about", "similarity_params", "square_matrix", "squares_from_alignment",
+    "squares_from_points", "warp_image",
 ]

@@ -20,9 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..augmentation import Squares
 from ..detection.cascade import eye_roll
-from ..geometry import angle_difference, apply_affine, box_center, box_from_points, box_size, rotation_about
+from ..geometry import Squares, angle_difference, apply_affine, box_center, box_from_points, box_size, rotation_about
 from ..schemes import LandmarkScheme
 from .stages import Stage
 
@@ -41,6 +40,17 @@ def upright_squares(points: np.ndarray, roll: np.ndarray) -> Squares:
     box = box_from_points(upright)
     center = apply_affine(rotation_about(center0, roll), box_center(box)[:, None])[:, 0]
     return Squares(center, box_size(box).max(-1), roll)
+
+
+def leading_box_stages(stages: Sequence[Stage]) -> int:
+    """How many box stages lead ``stages`` (the orientation stages and the last box stage)."""
+    return next((i for i, s in enumerate(stages) if s.spec.crop != "box"), len(stages))
+
+
+def without_orientation(stages: Sequence[Stage]) -> list[Stage]:
+    """``stages`` less their orientation stages (the box stages before the last box stage):
+    faster, for faces within the next stage's training roll (+-60 degrees for the shipped model)."""
+    return list(stages[max(0, leading_box_stages(stages) - 1):])
 
 
 class Cascade:
@@ -79,17 +89,41 @@ class Cascade:
         """Landmarks [N_i, L, C] per image from landmark-box squares (centre, side, angle) per
         face: the last stage's output (C = 3 when it has an error head: x, y, expected error
         in image pixels; see `Stage.run`)."""
-        boxed = next((i for i, s in enumerate(self.stages) if s.spec.crop != "box"), len(self.stages))
-        for i, stage in enumerate(self.stages[:boxed]):
-            points = stage.run(images, [stage.squares(sq, None) for sq in squares])
-            threshold = self.derotate if i == boxed - 1 else self.orient
-            for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
-                squares, points, changed = self._derotated(stage, images, squares, points, threshold)
-                if not changed:
-                    break
-        for stage in self.stages[boxed:]:
+        return self._run(images, squares, first=0)
+
+    def follow(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Landmarks [N_i, L, C] per image from earlier landmarks [N_i, L, 2] per image (e.g. a
+        video's previous frame): the last box stage starts from their box square turned by
+        their roll, so the orientation stages are not needed, then the aligned stages run."""
+        squares = [upright_squares(p, eye_line_roll(p, self.scheme)) if len(p) else
+                   Squares(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+                   for p in (np.asarray(p, dtype=np.float64)[..., :2] for p in points)]
+        return self._run(images, squares, first=max(0, leading_box_stages(self.stages) - 1))
+
+    def _run(self, images: Sequence[np.ndarray], squares: Sequence[Squares], first: int) -> list[np.ndarray]:
+        """Box stages from ``first`` (the orientation stages, then the last box stage), then the
+        aligned stages."""
+        last_box = max(first, leading_box_stages(self.stages) - 1)
+        for stage in self.stages[first:last_box]:
+            squares = self._settled(stage, images, squares, self.orient)[0]
+        return self._finish(images, squares, last_box)
+
+    def _finish(self, images, squares: Sequence[Squares], last_box: int) -> list[np.ndarray]:
+        """The last box stage (with its de-rotation) and the aligned stages after it."""
+        squares, points = self._settled(self.stages[last_box], images, squares, self.derotate)
+        for stage in self.stages[last_box + 1:]:
             points = stage.run(images, [stage.squares(sq, p[..., :2]) for sq, p in zip(squares, points)])
         return points
+
+    def _settled(self, stage: Stage, images, squares: Sequence[Squares], threshold: float | None):
+        """(squares, points) of box ``stage`` after turning the squares of faces whose roll
+        differs from them by more than ``threshold`` (radians; see `_derotated`)."""
+        points = stage.run(images, [stage.squares(sq, None) for sq in squares])
+        for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
+            squares, points, changed = self._derotated(stage, images, squares, points, threshold)
+            if not changed:
+                break
+        return squares, points
 
     def _derotated(self, first: Stage, images, squares, points, threshold: float):
         """Box stage ``first`` again, on turned squares, for the faces whose roll differs from

@@ -15,10 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..augmentation import Squares
 from ..data.images import read_image, to_rgb_uint8
-from ..geometry import box_center, box_size, check_box
-from .cascade import Cascade
+from ..geometry import Squares, box_center, box_from_points, box_size, check_box
+from .cascade import Cascade, without_orientation
 from .loading import load_stages
 from .results import Face, confidences
 from .stages import Stage, mirror_averaged
@@ -26,11 +25,17 @@ from .stages import Stage, mirror_averaged
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "wingface-300w-cnn6-cnn7.pt"
+DEFAULT_INT8_EXPORT = "wingface-300w-cnn6-cnn7-int8"  # the same cascade, `wingface export --quantize int8`
+# What precision="auto" runs for the shipped model: the fastest path whose 300w-common NME
+# is within 1% of fp32 (docs/MODEL_CARD.md, "Precision").
+SHIPPED_AUTO_PRECISION = "int8"
 
 
-def default_model_path() -> Path:
-    """The shipped pretrained cascade inside the package."""
-    return Path(str(resources.files("wingface") / "assets" / "models" / DEFAULT_MODEL))
+def default_model_path(precision: str = "fp32") -> Path:
+    """The shipped pretrained cascade inside the package: the ``.pt`` file, or for ``int8``
+    its int8 ONNX export (a folder)."""
+    name = DEFAULT_INT8_EXPORT if precision == "int8" else DEFAULT_MODEL
+    return Path(str(resources.files("wingface") / "assets" / "models" / name))
 
 
 def as_image(image: Any, name: str = "image") -> np.ndarray:
@@ -49,7 +54,8 @@ class Landmarker:
 
     Args:
         model: a checkpoint or cascade file (``.pt``), an ONNX cascade folder/file, a ready
-            `Cascade` (then ``backend``, ``device``, ``refine`` and ``threads`` do not apply), or
+            `Cascade` (then ``backend``, ``device``, ``refine``, ``threads``, ``precision`` and
+            ``orientation`` do not apply), or
             None for the shipped 300-W CNN-6/7 cascade.
         detector: a detector name (``default``, ``blazeface``, ``yunet``, ``yunet-first``), a
             `wingface.detection.FaceDetector`, or None to require boxes.
@@ -57,6 +63,15 @@ class Landmarker:
         backend: ``torch``, ``onnx``, or None: ``onnx`` for an ONNX export folder or file,
             ``torch`` for a ``.pt`` file.
         refine: how many times the last (aligned) stage runs.
+        precision: ``fp32``, ``bf16`` (PyTorch autocast; fp32 with a log line on a CPU
+            without native bfloat16), ``int8`` (onnxruntime on an int8 export; for the
+            shipped model, its bundled export) or ``auto``: for the shipped model the
+            fastest of these within 1% of fp32's accuracy (int8 on a CPU, which also
+            spares importing torch), otherwise the file's own arithmetic. `precision`
+            holds what runs.
+        orientation: run the cascade's orientation stage, if it has one, which reads faces
+            at any roll; False skips it (the fastest mode with ``precision="int8"``), for
+            faces within +-60 degrees of upright, on which results are unchanged.
         threads: onnxruntime intra-op threads (``onnx`` backend; None: all cores). The
             PyTorch backend follows ``torch.set_num_threads``.
         scheme: if given, the landmark scheme name the model must have (ValueError otherwise);
@@ -73,12 +88,19 @@ class Landmarker:
 
     def __init__(self, model: str | Path | Cascade | None = None, detector: Any = "default", *, device: str = "cpu",
                  backend: str | None = None, refine: int = 1, threads: int | None = None,
-                 scheme: str | None = None, flip_test: bool = False) -> None:
+                 scheme: str | None = None, flip_test: bool = False, precision: str = "auto",
+                 orientation: bool = True) -> None:
         if isinstance(model, Cascade):  # stages built in memory (e.g. the mean-shape baseline)
             self.model_path, self.cascade = None, model
+            self._precision = getattr(model.stages[0].backend, "precision", "fp32")
         else:
-            self.model_path = self._model_path(model)
-            stages = load_stages(self.model_path, backend=backend, device=device, threads=threads)
+            if model is None:
+                precision, backend = self._shipped_choice(precision, backend, device)
+            self.model_path = self._model_path(model, precision)
+            stages = load_stages(self.model_path, backend=backend, device=device, threads=threads, precision=precision)
+            self._precision = getattr(stages[0].backend, "precision", "fp32")
+            if not orientation:
+                stages = without_orientation(stages)
             if flip_test:
                 stages = [Stage(s.spec, mirror_averaged(s.backend, s.spec.scheme)) for s in stages]
             self.cascade = Cascade(stages, repeat_last=refine)
@@ -89,10 +111,17 @@ class Landmarker:
         self._detector = None
 
     @staticmethod
-    def _model_path(model: str | Path | None) -> Path:
+    def _shipped_choice(precision: str, backend: str | None, device: str) -> tuple[str, str | None]:
+        """(precision, backend) that run the shipped model at ``precision``."""
+        if precision == "auto":
+            precision = SHIPPED_AUTO_PRECISION if device == "cpu" and backend != "torch" else "fp32"
+        return precision, ("onnx" if precision == "int8" and backend is None else backend)
+
+    @staticmethod
+    def _model_path(model: str | Path | None, precision: str) -> Path:
         if model is not None and not isinstance(model, (str, Path)):
             raise TypeError(f"model: expected a path, a Cascade or None, got {type(model).__name__}")
-        path = Path(model) if model is not None else default_model_path()
+        path = Path(model) if model is not None else default_model_path(precision)
         if model is None and not path.exists():
             raise FileNotFoundError(f"the shipped model is not installed ({path}); pass model=PATH")
         return path
@@ -100,6 +129,11 @@ class Landmarker:
     @property
     def scheme(self):
         return self.cascade.scheme
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic the networks run at: ``fp32``, ``bf16`` or ``int8``."""
+        return self._precision
 
     @property
     def detector(self):
@@ -154,6 +188,26 @@ class Landmarker:
             return faces
         # A NaN confidence (no error head) never passes a threshold that was asked for.
         return [[f for f in image_faces if f.confidence >= min_confidence] for image_faces in faces]
+
+    def predict_from_points(self, image: Any, points: Sequence[np.ndarray]) -> list[Face]:
+        """Faces followed from earlier landmarks, one per shape in ``points`` ([L, 2] each,
+        image pixels; e.g. the previous frame's in a video): the cascade starts from their box
+        turned by their roll, so its orientation stage is skipped and any roll is followed
+        (see `Cascade.follow`). Each `Face` has its new points' box, score 1.0 and angle 0.
+
+        Raises:
+            ValueError: a shape that is not [L, 2] for this model's scheme, or not finite.
+        """
+        array = as_image(image)
+        shapes = [np.asarray(p, dtype=np.float64) for p in points]
+        for i, shape in enumerate(shapes):
+            if shape.shape != (self.scheme.num_points, 2) or not np.all(np.isfinite(shape)):
+                raise ValueError(f"points[{i}]: expected finite [{self.scheme.num_points}, 2] landmarks, "
+                                 f"got shape {list(shape.shape)}")
+        if not shapes:
+            return []
+        output = self.cascade.follow([array], [np.stack(shapes)])[0]
+        return [self._face(out, box_from_points(out[:, :2]), 1.0, 0.0) for out in output]
 
     def _face(self, output: np.ndarray, box: np.ndarray, score: float, angle: float) -> Face:
         """A `Face` from one cascade output [L, C] (x, y[, expected error])."""

@@ -1,8 +1,8 @@
 """One model stage at inference: crop faces from an image, run the network, map points back.
 
 A stage knows its contract (`ModelSpec`): crop mode (``box`` or ``aligned``), margin, input
-size, and output codec. The network runs on a backend: PyTorch here, onnxruntime in
-`wingface.inference.onnx_backend`; both take float32 [N, 3, S, S] (0..255) and return
+size, and output codec. The network runs on a backend: PyTorch in
+`wingface.inference.torch_backend`, onnxruntime in `wingface.inference.onnx_backend`; both take float32 [N, 3, S, S] (0..255) and return
 crop pixels [N, L, C]: C = 2 (x, y), or C = 3 for a model with an error head, whose third
 column is each point's expected error in crop pixels. Stage outputs keep that layout in
 image pixels (the error column scaled with the crop).
@@ -13,12 +13,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
-from ..augmentation import Squares, squares_from_alignment
-from ..geometry import apply_affine, invert_affine, square_matrix, warp_image
-from ..models import LandmarkRegressor, ModelSpec
+from ..geometry import Squares, apply_affine, invert_affine, square_matrix, squares_from_alignment, warp_image
 from ..schemes import LandmarkScheme
+from ..spec import ModelSpec
 
 Backend = Callable[[np.ndarray], np.ndarray]
 
@@ -50,25 +48,6 @@ def mirror_averaged(backend: Backend, scheme: LandmarkScheme) -> Backend:
         return (both[:n] + mirrored) / 2
 
     return run
-
-
-class TorchBackend:
-    """Runs a `LandmarkRegressor` in inference mode; returns crop pixels [N, L, 2] float64."""
-
-    def __init__(self, model: LandmarkRegressor, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
-
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        """Crops float32 [N, 3, S, S] (0..255) -> crop pixels float64 [N, L, C] (see the module)."""
-        if self.device.type != "cpu":
-            return self._run(crops)
-        return run_in_chunks(self._run, crops)
-
-    @torch.inference_mode()
-    def _run(self, crops: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last)
-        return self.model.predict_with_error(x).double().cpu().numpy()
 
 
 class Stage:

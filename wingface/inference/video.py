@@ -1,8 +1,8 @@
 """Landmarks on video: frame-to-frame tracking, One Euro smoothing, annotated video + CSV.
 
-Tracking: each tracked face's raw (unsmoothed) points from the previous frame give its box
-in the next frame (their landmark box, passed to `Landmarker.predict` as ``boxes=``), so the
-detector runs only on the first frame, every ``redetect_every`` frames (to pick up new
+Tracking: each tracked face's raw (unsmoothed) points from the previous frame start its fit
+in the next frame (`Landmarker.predict_from_points`: their box, turned by their roll, so
+the orientation stage is skipped and a turning head is followed), so the detector runs only on the first frame, every ``redetect_every`` frames (to pick up new
 faces) and whenever a track is lost (the landmark box collapses, jumps in size or leaves
 the frame, or the fit's confidence drops below ``min_confidence``). Smoothing: a One Euro filter per face (Casiez, Roussel and Vogel, CHI 2012)
 whose speed term is measured in face sizes per second, so one setting suits every face
@@ -151,8 +151,7 @@ class FaceTracker:
         if not self.tracks:
             return False
         h, w = frame.shape[:2]
-        boxes = [box_from_points(tr.points) for tr in self.tracks]
-        faces = self.landmarker.predict(frame, boxes=boxes)
+        faces = self.landmarker.predict_from_points(frame, [tr.points for tr in self.tracks])
         kept = []
         for tr, face in zip(self.tracks, faces):
             if _plausible(face.points, tr.points, w, h) and not face.confidence < self.min_confidence:

@@ -18,7 +18,7 @@ from .complexity import count_parameters, flops_per_face
 from .mean_shape import MeanShape, mean_shape
 from .regressor import LandmarkRegressor
 from .resnet import ResNet, resnet18, resnet50
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = [
     "ARCHITECTURES", "Architecture", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec", "ResNet",

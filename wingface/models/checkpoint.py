@@ -24,7 +24,7 @@ import torch
 from ..atomic import atomic_path
 from ..schemes import LandmarkScheme
 from .regressor import LandmarkRegressor
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = ["FORMAT", "VERSION", "LoadedCheckpoint", "load_checkpoint", "load_stages", "save_cascade",
            "save_checkpoint"]

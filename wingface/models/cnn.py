@@ -19,7 +19,7 @@ from typing import Sequence
 from torch import nn
 
 from .regressor import LandmarkRegressor
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = ["SimpleCNN", "cnn6", "cnn7"]
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .regressor import LandmarkRegressor
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = ["MeanShape", "mean_shape"]
 

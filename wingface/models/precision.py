@@ -64,7 +64,8 @@ def time_training_step(model: torch.nn.Module, shape: tuple[int, ...], device: t
     """A probe for `resolve_precision`: seconds per forward + backward of a copy of ``model`` on
     random crops of ``shape`` [N, 3, S, S] (the copy keeps the original's weights and batch
     statistics untouched)."""
-    probe_model = copy.deepcopy(model).to(device).train()
+    # Every weight trainable in the copy: a run that freezes some still needs a backward to time.
+    probe_model = copy.deepcopy(model).to(device).train().requires_grad_(True)
     x = (torch.rand(shape, device=device) * 255).contiguous(memory_format=torch.channels_last)
 
     def seconds(precision: str) -> float:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..codec import PointCodec
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = ["LandmarkRegressor"]
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .regressor import LandmarkRegressor
-from .spec import ModelSpec
+from ..spec import ModelSpec
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet50"]
 

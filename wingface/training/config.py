@@ -62,6 +62,9 @@ class OptimConfig:
     step_epochs: tuple[int, ...] = ()  # step schedule: epochs where lr is multiplied by step_gamma
     step_gamma: float = 0.1
     grad_clip: float | None = None  # max gradient norm, None for no clipping
+    # decay per step of an exponential moving average of the weights (e.g. 0.999), or None;
+    # with it, validation, best.pt and the final model are the averaged weights
+    ema_decay: float | None = None
 
 
 @dataclass
@@ -76,6 +79,9 @@ class TrainConfig:
     batch_size: int = 64
     val_fraction: float = 0.1  # carved from the training data with `split_seed`
     split_seed: int = 0
+    # share of the training faces used (a seeded, nested subset: 0.25 is inside 0.5; for
+    # data-scaling curves); the validation faces stay the same
+    train_fraction: float = 1.0
     threads: int | None = None  # torch CPU threads, None: torch's default
     device: str = "auto"  # auto | cpu | cuda
     channels_last: bool = True

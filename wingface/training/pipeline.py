@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..augmentation import BatchAugmenter, Squares, squares_from_alignment, squares_from_points
+from ..augmentation import BatchAugmenter
+from ..geometry import Squares, squares_from_alignment, squares_from_points
 from ..data.cache import FaceCache
 from ..data.pdb import align_shapes, pdb_indices
 
@@ -28,6 +29,14 @@ def split_train_val(num: int, val_fraction: float, seed: int) -> tuple[np.ndarra
     if num - n_val < 1:
         raise ValueError(f"{num} faces leave nothing to train on with val_fraction {val_fraction}")
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def subset(indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A sorted share of ``indices``; for one seed, smaller fractions are subsets of larger ones."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    keep = max(1, int(round(len(indices) * fraction)))
+    return np.sort(indices[np.random.default_rng([seed, 1]).permutation(len(indices))[:keep]])
 
 
 def reference_shape(points: np.ndarray) -> np.ndarray:
@@ -59,13 +68,14 @@ class TrainData:
         crop: ``"box"`` (landmark-box squares) or ``"aligned"`` (similarity-aligned squares).
         reference: the mean shape [L, 2] that ``aligned`` crops align to (the model's).
         val_fraction, split_seed: the fixed validation split.
+        train_fraction: share of the training faces used (`subset`).
         pdb_bins: PDB bins, or None to sample the training faces uniformly.
         pdb_component: principal component for PDB (None: the scheme's).
     """
 
     def __init__(self, cache: FaceCache, augmenter: BatchAugmenter, *, crop: str = "box",
-                 reference: np.ndarray | None = None, val_fraction: float = 0.1, split_seed: int = 0, pdb_bins: int | None = 9,
-                 pdb_component: int | None = None) -> None:
+                 reference: np.ndarray | None = None, val_fraction: float = 0.1, split_seed: int = 0, train_fraction: float = 1.0,
+                 pdb_bins: int | None = 9, pdb_component: int | None = None) -> None:
         if crop not in ("box", "aligned"):
             raise ValueError(f"model.crop must be 'box' or 'aligned', got {crop!r}")
         if crop == "aligned" and reference is None:
@@ -76,7 +86,8 @@ class TrainData:
         self.images = torch.from_numpy(np.ascontiguousarray(cache.images))
         self.points = torch.from_numpy(np.ascontiguousarray(cache.points, dtype=np.float32))
         self.visible = torch.from_numpy(np.ascontiguousarray(cache.visible))
-        self.train_idx, self.val_idx = split_train_val(len(cache), val_fraction, split_seed)
+        train_idx, self.val_idx = split_train_val(len(cache), val_fraction, split_seed)
+        self.train_idx = subset(train_idx, train_fraction, split_seed)
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64)
         self.pool = self.train_idx
         if pdb_bins:

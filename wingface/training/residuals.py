@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..augmentation import squares_from_alignment
+from ..geometry import squares_from_alignment
 from ..geometry import angle_difference
 from ..models import LandmarkRegressor
 from .pipeline import TrainData, batch_seed

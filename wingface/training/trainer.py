@@ -46,7 +46,8 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """Where a finished run left its files, and its best validation NME (fraction, inter-ocular)."""
+    """Where a finished run left its files, and its best validation figure: NME (fraction,
+    inter-ocular), or the error head's NLL for a run that trains only the head."""
 
     out: Path
     best_checkpoint: Path
@@ -91,6 +92,17 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return o.final_lr_ratio + (1 - o.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def build_ema(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.swa_utils.AveragedModel | None:
+    """The exponential moving average of ``model``'s weights (and buffers), or None."""
+    decay = cfg.optim.ema_decay
+    if decay is None:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"optim.ema_decay must be in (0, 1) or null, got {decay}")
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
+                                               use_buffers=True)
+
+
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     # No weight decay on biases and norm scales (standard practice; keeps the mean-shape bias).
@@ -132,7 +144,7 @@ class Trainer:
         augmenter = BatchAugmenter(cfg.augment, cache.scheme, spec.input_size, margin=spec.box_margin)
         pdb_bins = cfg.pdb.bins if cfg.pdb.enabled else None
         self.data = TrainData(cache, augmenter, crop=spec.crop, reference=spec.reference, val_fraction=cfg.val_fraction,
-                              split_seed=cfg.split_seed, pdb_bins=pdb_bins, pdb_component=cfg.pdb.component)
+                              split_seed=cfg.split_seed, train_fraction=cfg.train_fraction, pdb_bins=pdb_bins, pdb_component=cfg.pdb.component)
         if not cfg.model.init and not self.resume:
             self.model.set_mean_shape(self.data.mean_crop_shape())
         self.model.to(self.ctx.device)
@@ -146,6 +158,7 @@ class Trainer:
         self.with_error = self.model.spec.uncertainty
         self.loss_fn = create_loss(cfg.loss.name, spec.codec.pixels_per_unit, **(cfg.loss.params or {}))
         self.optimizer = build_optimizer(cfg, self.model)
+        self.ema = build_ema(cfg, self.model)
         self.per_rank_batch = max(1, cfg.batch_size // self.ctx.world_size)
         self.steps_per_epoch = self.data.steps_per_epoch(self.per_rank_batch, self.ctx.world_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -187,6 +200,11 @@ class Trainer:
                 param.requires_grad_(name.startswith("error_head."))
         return model.train()
 
+    @property
+    def final_model(self) -> LandmarkRegressor:
+        """The weights that are validated and saved: the moving average when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
         return {
@@ -195,7 +213,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "best_nme": self.best_nme, "log": self.log.rows, "world_size": self.ctx.world_size,
-            "precision": self.precision,
+            "precision": self.precision, "ema": None if self.ema is None else self.ema.state_dict(),
         }
 
     def _save_state(self) -> None:
@@ -210,6 +228,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_nme = state["global_step"], state["best_nme"]
         self.precision = state.get("precision", "fp32")  # a resumed run keeps the precision it started in
@@ -244,6 +264,8 @@ class Trainer:
             raise TrainingDiverged(f"gradient norm is {grad_norm.item()} at {where}; lower optim.lr or set optim.grad_clip")
         self.optimizer.step()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return float(loss.item())
 
     def _train_epoch(self) -> tuple[float, float]:
@@ -294,7 +316,7 @@ class Trainer:
     def _predict_val(self, jitter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(predicted [N, L, 2], target [N, L, 2] crop pixels, log errors [N, L] or None)."""
         idx = self.data.val_idx if len(self.data.val_idx) else self.data.train_idx[:256]
-        self.model.eval()
+        model = self.final_model.eval()
         preds, targets, log_errors = [], [], []
         for i in range(0, len(idx), 256):
             gen = torch.Generator().manual_seed(batch_seed(self.cfg.seed, VALIDATION_EPOCH, i, 0)) if jitter else None
@@ -303,11 +325,11 @@ class Trainer:
             if self.cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, self.ctx.device):
-                output = self.model(images, with_error=self.with_error)
+                output = model(images, with_error=self.with_error)
             if self.with_error:
                 output, log_error = output
                 log_errors.append(log_error.float().cpu().numpy())
-            preds.append(self.model.codec.decode(output.float()).cpu().numpy())
+            preds.append(model.codec.decode(output.float()).cpu().numpy())
             targets.append(batch.points.numpy())
         errors = np.concatenate(log_errors) if log_errors else None
         return np.concatenate(preds), np.concatenate(targets), errors
@@ -333,7 +355,7 @@ class Trainer:
         extra = {"epoch": self.epoch, "val_nme_inter_ocular": metrics["inter_ocular"],
                  "val_nme_inter_pupil": metrics["inter_pupil"], "train_config": to_dict(self.cfg)}
         if improved:
-            save_checkpoint(self.out / "best.pt", self.model, extra=extra)
+            save_checkpoint(self.out / "best.pt", self.final_model, extra=extra)
         self._save_state()
         eta = (time.perf_counter() - started) / max(1, len(self.log.rows)) * (self.cfg.epochs - self.epoch)
         error = (f"  error head NLL {metrics['error_nll']:.3f} rank corr {metrics['error_rho']:.3f}"

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from ..codec import PointCodec
-from ..schemes import LandmarkScheme, get_scheme
+from .codec import PointCodec
+from .schemes import LandmarkScheme, get_scheme
 
 __all__ = ["ModelSpec"]
 

@@ -13,14 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..geometry import (
-    apply_affine,
-    box_from_points,
-    face_square,
-    fit_similarity,
-    invert_affine,
-    similarity_params,
-)
+from .boxes import box_from_points
+from .crops import face_square
+from .transforms import apply_affine, fit_similarity, invert_affine, similarity_params
 
 __all__ = ["Squares", "squares_from_alignment", "squares_from_points"]
 

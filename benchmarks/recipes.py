@@ -1,0 +1,145 @@
+"""Stage-1 recipe search and the data-scaling curve on 300-W, resumably.
+
+    python benchmarks/recipes.py [--data ../shared/data/300w-subset] [--work runs/recipes] [--only NAME ...]
+
+Every row trains CNN-6 with configs/300w-cnn6.yaml plus its overrides (default precision:
+bf16 where the CPU has it fast) on 300w-train and is evaluated alone, with ground-truth
+boxes, on 300w-common. Groups:
+- ``recipe``: batch size (learning rate scaled), batch norm, learning rate, augmentation and
+  length, each against the 40-epoch baseline;
+- ``scaling``: the baseline recipe on 25, 50 and 75% of the training faces (nested subsets,
+  `train_fraction`), each for the baseline's number of updates, so that a smaller set is not
+  also a shorter schedule; the baseline is the 100% point.
+A finished row is skipped; a killed one resumes from its last.pt. The table (recipes.md,
+recipes.json, with CPU minutes per row) and the scaling plot go to benchmarks/results/recipes/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ablations import keep_run, train_seconds
+from steps import DEFAULT_DATA, REPO, require_data, step, train
+
+
+@dataclass(frozen=True)
+class Row:
+    """One CNN-6 run: ``overrides`` on configs/300w-cnn6.yaml for ``epochs`` epochs."""
+
+    name: str
+    group: str
+    label: str
+    epochs: int
+    overrides: tuple[str, ...] = ()
+    fraction: float = 1.0  # share of the training faces
+
+    def all_overrides(self) -> list[str]:
+        extra = [f"train_fraction={self.fraction}"] if self.fraction < 1.0 else []
+        return [f"epochs={self.epochs}", *self.overrides, *extra]
+
+
+BASE_EPOCHS = 40  # a fraction f of the faces trains BASE_EPOCHS / f epochs: the baseline's updates
+BASELINE = Row("b64", "recipe", "batch 64, lr 2e-3 (baseline)", BASE_EPOCHS)
+ROWS = (
+    BASELINE,
+    Row("b64_bn", "recipe", "batch 64, lr 2e-3, batch norm", BASE_EPOCHS, ("model.batch_norm=true",)),
+    Row("b16", "recipe", "batch 16, lr 1e-3", BASE_EPOCHS, ("batch_size=16", "optim.lr=1e-3")),
+    Row("b64_lr4e-3", "recipe", "batch 64, lr 4e-3", BASE_EPOCHS, ("optim.lr=4e-3",)),
+    Row("b64_aug", "recipe", "batch 64, wider box jitter (shift 0.15, scale 0.25)", BASE_EPOCHS,
+        ("augment.shift=0.15", "augment.scale=0.25")),
+    *(Row(f"scale{round(f * 100)}", "scaling", f"{round(f * 100)}% of the training faces", round(BASE_EPOCHS / f),
+          fraction=f) for f in (0.25, 0.5, 0.75)),
+)
+
+
+def evaluate(row: Row, model: Path, data: str, results: Path) -> Path:
+    out = results / f"{row.name}.json"
+    step(f"evaluate {row.name}", out, ["evaluate", "--model", str(model), "--data", data, "--split", "300w-common",
+                                      "--label", row.label, "--json", str(out), "--ced", str(results / f"{row.name}.ced.png")])
+    return out
+
+
+def summarise(results: Path, rows: list[Row]) -> None:
+    """Write recipes.json, recipes.md and scaling.png from the rows with a result."""
+    table = []
+    for row in rows:
+        report = json.loads((results / f"{row.name}.json").read_text())
+        table.append({"name": row.name, "group": row.group, "label": row.label, "epochs": row.epochs,
+                      "overrides": row.all_overrides(), "fraction": row.fraction,
+                      "train_faces": round(1811 * row.fraction),
+                      "nme_inter_ocular": round(report["nme_inter_ocular"], 3),
+                      "nme_inter_pupil": round(report["nme_inter_pupil"], 3), "fr_10": round(report["fr_10"], 2),
+                      "auc_10": round(report["auc_10"], 4),
+                      "cpu_minutes": round(train_seconds(results / row.name / "log.csv") / 60, 1)})
+    (results / "recipes.json").write_text(json.dumps({"split": "300w-common", "boxes": "gt", "model": "CNN-6 alone",
+                                                      "rows": table}, indent=1))
+    lines = ["| group | row | epochs | training faces | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | CPU min |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['group']} | {r['label']} | {r['epochs']} | {r['train_faces']} | {r['nme_inter_ocular']:.3f} | "
+              f"{r['nme_inter_pupil']:.3f} | {r['fr_10']:.2f} | {r['auc_10']:.4f} | {r['cpu_minutes']:.1f} |" for r in table]
+    (results / "recipes.md").write_text("\n".join(lines) + "\n")
+    scaling = [r for r in table if r["group"] == "scaling" or r["name"] == BASELINE.name]
+    if len(scaling) >= 2:
+        plot_scaling(scaling, results / "scaling.png")
+    print("\n".join(lines))
+
+
+def plot_scaling(rows: list[dict], path: Path) -> None:
+    """300w-common NME against the number of training faces (log axis)."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["train_faces"])
+    faces = [r["train_faces"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for key, label in (("nme_inter_ocular", "inter-ocular"), ("nme_inter_pupil", "inter-pupil")):
+        ax.plot(faces, [r[key] for r in rows], "o-", label=label)
+    ax.axhline(3.27, color="grey", ls="--", lw=1, label="paper CNN-6/7, inter-pupil (3,148 faces)")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xticks(faces, [str(f) for f in faces])
+    ax.set_xlabel("training faces (log scale)")
+    ax.set_ylabel("300w-common NME, % (CNN-6 alone, gt boxes)")
+    ax.set_title(f"Data scaling: CNN-6, the updates of {BASE_EPOCHS} epochs on all faces")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "recipes")
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "recipes")
+    parser.add_argument("--only", nargs="*", help="row names to run, in this order (default: all)")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: all cores)")
+    args = parser.parse_args()
+    data = str(require_data(args.data))
+    work, results = args.work, args.results
+    results.mkdir(parents=True, exist_ok=True)
+    cache = work / "cache-300w-train"
+    step("prepare", cache / "meta.json", ["prepare", data, "--split", "300w-train", "--out", str(cache)])
+    by_name = {r.name: r for r in ROWS}
+    unknown = set(args.only or ()) - set(by_name)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; rows: {', '.join(by_name)}")
+    rows = [by_name[n] for n in args.only] if args.only else list(ROWS)
+    for i, row in enumerate(rows, 1):
+        print(f"=== row {i}/{len(rows)}: {row.label}", flush=True)
+        threads = [f"threads={args.threads}"] if args.threads else []
+        train(row.name, "configs/300w-cnn6.yaml", work / row.name, [f"data={cache}", *row.all_overrides(), *threads])
+        keep_run(work / row.name, results / row.name)
+        evaluate(row, work / row.name / "best.pt", data, results)
+    summarise(results, [r for r in ROWS if (results / f"{r.name}.json").exists()])
+
+
+if __name__ == "__main__":
+    main()
