@@ -50,6 +50,7 @@ ROWS = (
     Row("b64_lr4e-3", "recipe", "batch 64, lr 4e-3", BASE_EPOCHS, ("optim.lr=4e-3",)),
     Row("b64_aug", "recipe", "batch 64, wider box jitter (shift 0.15, scale 0.25)", BASE_EPOCHS,
         ("augment.shift=0.15", "augment.scale=0.25")),
+    Row("b64_e800", "recipe", "batch 64, lr 2e-3, 800 epochs (the paper's length)", 800),
     *(Row(f"scale{round(f * 100)}", "scaling", f"{round(f * 100)}% of the training faces", round(BASE_EPOCHS / f),
           fraction=f) for f in (0.25, 0.5, 0.75)),
 )
