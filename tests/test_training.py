@@ -188,6 +188,8 @@ def test_resume_after_sigkill_continues_and_matches_an_uninterrupted_run(
     final = load_state(killed / "last.pt")
     assert (final["epoch"], final["step_in_epoch"], final["global_step"]) == (2, 0, 2 * STEPS_PER_EPOCH)
     assert [int(row["epoch"]) for row in final["log"]] == [1, 2]
+    seconds = [float(row["seconds"]) for row in final["log"]]
+    assert seconds[1] >= seconds[0] > 0  # the wall time counts the killed process too
     assert [r.split(",")[0] for r in (killed / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
     load_checkpoint(killed / "best.pt", expect_scheme=SCHEME)
 

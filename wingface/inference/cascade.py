@@ -129,11 +129,11 @@ class Cascade:
         """Box stage ``first`` again, on turned squares, for the faces whose roll differs from
         their square's by more than ``threshold`` (radians); returns (squares, points, whether
         any face was redone)."""
-        turned = [upright_squares(p[..., :2], eye_line_roll(p[..., :2], self.scheme)) for p in points]
-        redo = [np.abs(angle_difference(t.angle, sq.angle)) > threshold if len(p) else np.zeros(0, bool)
-                for t, sq, p in zip(turned, squares, points)]
+        rolls = [eye_line_roll(p[..., :2], self.scheme) if len(p) else np.zeros(0) for p in points]
+        redo = [np.abs(angle_difference(roll, sq.angle)) > threshold for roll, sq in zip(rolls, squares)]
         if not any(r.any() for r in redo):
             return squares, points, False
+        turned = [upright_squares(p[..., :2], roll) for p, roll in zip(points, rolls)]
         # Only the rolled faces go through stage 1 again.
         again = first.run(images, [first.squares(Squares(t.center[r], t.side[r], t.angle[r]), None)
                                    for r, t in zip(redo, turned)])

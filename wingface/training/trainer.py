@@ -334,7 +334,9 @@ class Trainer:
         errors = np.concatenate(log_errors) if log_errors else None
         return np.concatenate(preds), np.concatenate(targets), errors
 
-    def _end_epoch(self, train_loss: float, rate: float, started: float) -> None:
+    def _end_epoch(self, train_loss: float, rate: float, started: float, first_epoch: int, earlier_s: float) -> None:
+        """Validate, log and checkpoint; ``started``, ``first_epoch``: when and at which epoch this
+        process began (a resumed run), ``earlier_s``: the wall seconds of the processes before it."""
         metrics = self.validate()
         self.epoch += 1
         self.step_in_epoch = 0
@@ -350,14 +352,14 @@ class Trainer:
             **({"val_error_nll": f"{metrics['error_nll']:.4f}", "val_error_rho": f"{metrics['error_rho']:.4f}"}
                if self.with_error else {}),
             "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "images_per_s": f"{rate:.1f}",
-            "seconds": f"{time.perf_counter() - started:.1f}",
+            "seconds": f"{earlier_s + time.perf_counter() - started:.1f}",  # all processes of the run
         })
         extra = {"epoch": self.epoch, "val_nme_inter_ocular": metrics["inter_ocular"],
                  "val_nme_inter_pupil": metrics["inter_pupil"], "train_config": to_dict(self.cfg)}
         if improved:
             save_checkpoint(self.out / "best.pt", self.final_model, extra=extra)
         self._save_state()
-        eta = (time.perf_counter() - started) / max(1, len(self.log.rows)) * (self.cfg.epochs - self.epoch)
+        eta = (time.perf_counter() - started) / max(1, self.epoch - first_epoch) * (self.cfg.epochs - self.epoch)
         error = (f"  error head NLL {metrics['error_nll']:.3f} rank corr {metrics['error_rho']:.3f}"
                  if self.with_error else "")
         log.info("epoch %d/%d  loss %.4f  val NME %.2f%% (inter-ocular) %.2f%% (inter-pupil)%s%s  %.0f img/s  ETA %s",
@@ -366,11 +368,12 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``cfg.epochs`` (or ``cfg.max_steps``); returns where the best model is."""
-        started = time.perf_counter()
+        started, first_epoch = time.perf_counter(), self.epoch
+        earlier_s = float(self.log.rows[-1]["seconds"]) if self.log.rows else 0.0
         try:
             while self.epoch < self.cfg.epochs:
                 loss, rate = self._train_epoch()
-                self._end_epoch(loss, rate, started)
+                self._end_epoch(loss, rate, started, first_epoch, earlier_s)
                 if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
                     break
         finally:
