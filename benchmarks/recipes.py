@@ -59,7 +59,8 @@ ROWS = (
 def evaluate(row: Row, model: Path, data: str, results: Path) -> Path:
     out = results / f"{row.name}.json"
     step(f"evaluate {row.name}", out, ["evaluate", "--model", str(model), "--data", data, "--split", "300w-common",
-                                      "--label", row.label, "--json", str(out), "--ced", str(results / f"{row.name}.ced.png")])
+                                      "--label", row.label, "--json", str(out),
+                                      "--ced", str(results / f"{row.name}.ced.png")])
     return out
 
 
@@ -80,7 +81,8 @@ def summarise(results: Path, rows: list[Row]) -> None:
     lines = ["| group | row | epochs | training faces | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | CPU min |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['group']} | {r['label']} | {r['epochs']} | {r['train_faces']} | {r['nme_inter_ocular']:.3f} | "
-              f"{r['nme_inter_pupil']:.3f} | {r['fr_10']:.2f} | {r['auc_10']:.4f} | {r['cpu_minutes']:.1f} |" for r in table]
+              f"{r['nme_inter_pupil']:.3f} | {r['fr_10']:.2f} | {r['auc_10']:.4f} | {r['cpu_minutes']:.1f} |"
+              for r in table]
     (results / "recipes.md").write_text("\n".join(lines) + "\n")
     scaling = [r for r in table if r["group"] == "scaling" or r["name"] == BASELINE.name]
     if len(scaling) >= 2:

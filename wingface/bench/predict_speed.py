@@ -128,7 +128,8 @@ def _measure(stages: Sequence[Stage], gflop: Sequence[float], images: list[np.nd
     work = sum(g * s.crops_run for g, s in zip(gflop, timed))
     network = sum(s.network for s in timed)
     return {"cascade_ms_per_face": ms(wall), "faces_timed": faces,
-            "stages": [{"crop_ms": ms(s.crop), "network_ms": ms(s.network), "back_mapping_ms": ms(s.total - s.crop - s.network),
+            "stages": [{"crop_ms": ms(s.crop), "network_ms": ms(s.network),
+                        "back_mapping_ms": ms(s.total - s.crop - s.network),
                         "crops_per_face": round(s.crops_run / faces, 3)} for s in timed],
             "python_overhead_ms": ms(wall - sum(s.total for s in timed)),
             "network_ms_per_face": ms(network), "network_gflops": round(work / network, 1)}
@@ -246,9 +247,10 @@ def _ort_matmul(precision: str, threads: int, n: int):
     int8 = precision == "int8"
     a_type, b_type = (TensorProto.UINT8, TensorProto.INT8) if int8 else (TensorProto.FLOAT, TensorProto.FLOAT)
     node = helper.make_node("MatMulInteger" if int8 else "MatMul", ["a", "b"], ["c"])
+    out_type = TensorProto.INT32 if int8 else TensorProto.FLOAT
     graph = helper.make_graph([node], "roofline", [helper.make_tensor_value_info("a", a_type, [n, n]),
                                                    helper.make_tensor_value_info("b", b_type, [n, n])],
-                              [helper.make_tensor_value_info("c", TensorProto.INT32 if int8 else TensorProto.FLOAT, [n, n])])
+                              [helper.make_tensor_value_info("c", out_type, [n, n])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -280,8 +282,8 @@ def startup(photo: Path, runs: int = 3) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         api = [wall([sys.executable, "-c", STARTUP_API, str(photo)]) for _ in range(runs)]
-        cli = [wall([sys.executable, "-m", "wingface.cli.main", "predict", str(photo), "--out", tmp, "--threads", "1"])[0]
-               for _ in range(runs)]
+        predict = [sys.executable, "-m", "wingface.cli.main", "predict", str(photo), "--out", tmp, "--threads", "1"]
+        cli = [wall(predict)[0] for _ in range(runs)]
     info = json.loads(api[-1][1].strip().splitlines()[-1])
     return {"api_first_landmarks_s": round(float(np.median([t for t, _ in api])), 3),
             "cli_predict_s": round(float(np.median(cli)), 3), "faces": info["faces"],
@@ -335,7 +337,8 @@ def _detector_ms(seconds: float) -> dict[str, float]:
 
     image = photo_640x480()
     with _threads(1):
-        return {name: _repeat_ms(lambda d=create_detector(name): d.detect(image), seconds) for name in ("default", "yunet")}
+        return {name: _repeat_ms(lambda d=create_detector(name): d.detect(image), seconds)
+                for name in ("default", "yunet")}
 
 
 # ----------------------------------------------------------------------------- the benchmark

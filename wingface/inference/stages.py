@@ -2,9 +2,10 @@
 
 A stage knows its contract (`ModelSpec`): crop mode (``box`` or ``aligned``), margin, input
 size, and output codec. The network runs on a backend: PyTorch in
-`wingface.inference.torch_backend`, onnxruntime in `wingface.inference.onnx_backend`; both take float32 [N, 3, S, S] (0..255) and return
-crop pixels [N, L, C]: C = 2 (x, y), or C = 3 for a model with an error head, whose third
-column is each point's expected error in crop pixels. Stage outputs keep that layout in
+`wingface.inference.torch_backend`, onnxruntime in `wingface.inference.onnx_backend`; both
+take float32 [N, 3, S, S] (0..255) and return crop pixels [N, L, C]: C = 2 (x, y), or C = 3
+for a model with an error head, whose third column is each point's expected error in crop
+pixels. Stage outputs keep that layout in
 image pixels (the error column scaled with the crop).
 """
 

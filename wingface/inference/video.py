@@ -2,10 +2,11 @@
 
 Tracking: each tracked face's raw (unsmoothed) points from the previous frame start its fit
 in the next frame (`Landmarker.predict_from_points`: their box, turned by their roll, so
-the orientation stage is skipped and a turning head is followed), so the detector runs only on the first frame, every ``redetect_every`` frames (to pick up new
-faces) and whenever a track is lost (the landmark box collapses, jumps in size or leaves
-the frame, or the fit's confidence drops below ``min_confidence``). Smoothing: a One Euro filter per face (Casiez, Roussel and Vogel, CHI 2012)
-whose speed term is measured in face sizes per second, so one setting suits every face
+the orientation stage is skipped and a turning head is followed), so the detector runs
+only on the first frame, every ``redetect_every`` frames (to pick up new faces) and
+whenever a track is lost (the landmark box collapses, jumps in size or leaves the frame, or
+the fit's confidence drops below ``min_confidence``). Smoothing: a One Euro filter per face
+(Casiez, Roussel and Vogel, CHI 2012) whose speed term is measured in face sizes per second, so one setting suits every face
 size. The defaults cut typical jitter (about 0.5% of the face size per frame) about three
 times when the face is still, and let the cutoff rise to about 10 Hz at one face size per
 second, so moving faces lag by about 1.5% of their size at 30 fps.
