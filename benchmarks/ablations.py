@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
+from steps import DEFAULT_DATA, REPO, prepare_cache, require_data, step, train, train_stage2
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,7 @@ def main() -> None:
     data = str(require_data(args.data))
     work, results = args.work, args.results
     results.mkdir(parents=True, exist_ok=True)
-    cache = work / "cache-300w-train"
-    step("prepare", cache / "meta.json", ["prepare", data, "--split", "300w-train", "--out", str(cache)])
+    cache = prepare_cache(data, work)
     rows = [r for r in (*ROWS, CASCADE) if not args.only or r.name in args.only]
     for i, row in enumerate(rows, 1):
         print(f"=== row {i}/{len(rows)}: {row.label}", flush=True)

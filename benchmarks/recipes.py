@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablations import keep_run, train_seconds
-from steps import DEFAULT_DATA, REPO, require_data, step, train
+from steps import DEFAULT_DATA, REPO, prepare_cache, require_data, step, train
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,7 @@ def main() -> None:
     data = str(require_data(args.data))
     work, results = args.work, args.results
     results.mkdir(parents=True, exist_ok=True)
-    cache = work / "cache-300w-train"
-    step("prepare", cache / "meta.json", ["prepare", data, "--split", "300w-train", "--out", str(cache)])
+    cache = prepare_cache(data, work)
     by_name = {r.name: r for r in ROWS}
     unknown = set(args.only or ()) - set(by_name)
     if unknown:

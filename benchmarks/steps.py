@@ -27,6 +27,13 @@ def require_data(data: str | Path) -> Path:
     return path
 
 
+def prepare_cache(data: str, work: Path) -> Path:
+    """The 300w-train cache of the dataset folder ``data`` in ``work/cache-300w-train``, prepared once."""
+    cache = work / "cache-300w-train"
+    step("prepare", cache / "meta.json", ["prepare", data, "--split", "300w-train", "--out", str(cache)])
+    return cache
+
+
 def launcher(nproc: int = 1) -> list[str]:
     """The process that runs ``wingface COMMAND``: the CLI module, under torchrun when ``nproc`` > 1."""
     if nproc < 1:
