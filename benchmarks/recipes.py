@@ -1,15 +1,17 @@
-"""Stage-1 recipe search and the data-scaling curve on 300-W, resumably.
+"""Recipe search for both stages and the data-scaling curve on 300-W, resumably.
 
     python benchmarks/recipes.py [--data ../shared/data/300w-subset] [--work runs/recipes] [--only NAME ...]
 
-Every row trains CNN-6 with configs/300w-cnn6.yaml plus its overrides (default precision:
-bf16 where the CPU has it fast) on 300w-train and is evaluated alone, with ground-truth
-boxes, on 300w-common. Groups:
-- ``recipe``: batch size (learning rate scaled), batch norm, learning rate, augmentation and
-  length, each against the 40-epoch baseline;
-- ``scaling``: the baseline recipe on 25, 50 and 75% of the training faces (nested subsets,
+Every row trains with its config plus its overrides (default precision: bf16 where the CPU
+has it fast) on 300w-train and is evaluated on 300w-common with ground-truth boxes. Groups:
+- ``recipe``: CNN-6 (configs/300w-cnn6.yaml) alone: batch size (learning rate scaled), batch
+  norm, learning rate, augmentation and length, each against the 40-epoch baseline;
+- ``scaling``: that baseline on 25, 50 and 75% of the training faces (nested subsets,
   `train_fraction`), each for the baseline's number of updates, so that a smaller set is not
-  also a shorter schedule; the baseline is the 100% point.
+  also a shorter schedule; the baseline is the 100% point;
+- ``stage2``: CNN-7 (configs/300w-cnn7-stage2.yaml) trained from scratch, evaluated behind
+  the shipped stage 1 (split out of the shipped cascade) as a two-stage cascade: weight
+  decay and crop jitter against the shipped stage 2's recipe.
 A finished row is skipped; a killed one resumes from its last.pt. The table (recipes.md,
 recipes.json, with CPU minutes per row) and the scaling plot go to benchmarks/results/recipes/.
 """
@@ -25,9 +27,14 @@ from ablations import keep_run, train_seconds
 from steps import DEFAULT_DATA, REPO, prepare_cache, require_data, step, train
 
 
+STAGE1_CONFIG, STAGE2_CONFIG = "configs/300w-cnn6.yaml", "configs/300w-cnn7-stage2.yaml"
+# The shipped stage 2's crop jitter (stage 1's measured residual spread, `wingface cascade residuals`).
+SHIPPED_JITTER = ("augment.shift=0.0231", "augment.scale=0.0786", "augment.rotation_deg=4.13")
+
+
 @dataclass(frozen=True)
 class Row:
-    """One CNN-6 run: ``overrides`` on configs/300w-cnn6.yaml for ``epochs`` epochs."""
+    """One run: ``overrides`` on ``config`` for ``epochs`` epochs."""
 
     name: str
     group: str
@@ -35,6 +42,7 @@ class Row:
     epochs: int
     overrides: tuple[str, ...] = ()
     fraction: float = 1.0  # share of the training faces
+    config: str = STAGE1_CONFIG
 
     def all_overrides(self) -> list[str]:
         extra = [f"train_fraction={self.fraction}"] if self.fraction < 1.0 else []
@@ -53,7 +61,43 @@ ROWS = (
     Row("b64_e800", "recipe", "batch 64, lr 2e-3, 800 epochs (the paper's length)", 800),
     *(Row(f"scale{round(f * 100)}", "scaling", f"{round(f * 100)}% of the training faces", round(BASE_EPOCHS / f),
           fraction=f) for f in (0.25, 0.5, 0.75)),
+    Row("s2_base", "stage2", "CNN-7, the shipped stage 2's first 30 epochs (batch 64, lr 2e-3)", 30,
+        SHIPPED_JITTER, config=STAGE2_CONFIG),
+    Row("s2_wd05", "stage2", "CNN-7, weight decay 0.05 (shipped: 1e-4)", 30,
+        (*SHIPPED_JITTER, "optim.weight_decay=0.05"), config=STAGE2_CONFIG),
+    Row("s2_jit25", "stage2", "CNN-7, 2.5x the crop jitter (shift 0.06, scale 0.2, 10 degrees)", 30,
+        ("augment.shift=0.06", "augment.scale=0.2", "augment.rotation_deg=10"), config=STAGE2_CONFIG),
+    Row("s2_jit05", "stage2", "CNN-7, half the crop jitter (shift 0.0115, scale 0.039, 2.1 degrees)", 30,
+        ("augment.shift=0.0115", "augment.scale=0.039", "augment.rotation_deg=2.1"), config=STAGE2_CONFIG),
+    Row("s2_w20", "stage2", "CNN-7, Wing w 20, eps 4 (the 64-px w 10, eps 2 in 128-px units)", 30,
+        (*SHIPPED_JITTER, "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
 )
+
+
+EVALUATED = "recipe and scaling rows: CNN-6 alone; stage2 rows: the shipped stage 1, then the row's CNN-7"
+
+
+def shipped_stage1(work: Path) -> Path:
+    """The shipped cascade's stage 1 (its second network) as a checkpoint in ``work``, split out once."""
+    out = work / "shipped_stage1.pt"
+    if not out.exists():
+        from wingface.inference.landmarker import default_model_path
+        from wingface.models.checkpoint import load_stages, save_checkpoint
+
+        stage = load_stages(default_model_path())[1]
+        save_checkpoint(out, stage.model, stage.extra)
+    return out
+
+
+def evaluated_model(row: Row, work: Path) -> Path:
+    """What a row's score is of: its network alone (stage 1), or behind the shipped stage 1."""
+    best = work / row.name / "best.pt"
+    if row.config != STAGE2_CONFIG:
+        return best
+    cascade = work / row.name / "cascade.pt"
+    step(f"cascade {row.name}", cascade, ["cascade", "build", str(shipped_stage1(work)), str(best),
+                                          "--out", str(cascade)])
+    return cascade
 
 
 def evaluate(row: Row, model: Path, data: str, results: Path) -> Path:
@@ -76,7 +120,7 @@ def summarise(results: Path, rows: list[Row]) -> None:
                       "nme_inter_pupil": round(report["nme_inter_pupil"], 3), "fr_10": round(report["fr_10"], 2),
                       "auc_10": round(report["auc_10"], 4),
                       "cpu_minutes": round(train_seconds(results / row.name / "log.csv") / 60, 1)})
-    (results / "recipes.json").write_text(json.dumps({"split": "300w-common", "boxes": "gt", "model": "CNN-6 alone",
+    (results / "recipes.json").write_text(json.dumps({"split": "300w-common", "boxes": "gt", "model": EVALUATED,
                                                       "rows": table}, indent=1))
     lines = ["| group | row | epochs | training faces | inter-ocular % | inter-pupil % | FR@10 % | AUC@10 | CPU min |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -137,9 +181,9 @@ def main() -> None:
     for i, row in enumerate(rows, 1):
         print(f"=== row {i}/{len(rows)}: {row.label}", flush=True)
         threads = [f"threads={args.threads}"] if args.threads else []
-        train(row.name, "configs/300w-cnn6.yaml", work / row.name, [f"data={cache}", *row.all_overrides(), *threads])
+        train(row.name, row.config, work / row.name, [f"data={cache}", *row.all_overrides(), *threads])
         keep_run(work / row.name, results / row.name)
-        evaluate(row, work / row.name / "best.pt", data, results)
+        evaluate(row, evaluated_model(row, work), data, results)
     summarise(results, [r for r in ROWS if (results / f"{r.name}.json").exists()])
 
 

@@ -8,6 +8,10 @@ from ..config import load_config
 from ..training.config import TrainConfig
 
 
+# What a resumed run may change: where it runs, not what it computes.
+RESUME_SETTINGS = ("threads", "checkpoint_minutes")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a landmark model (also under torchrun for several processes)",
@@ -16,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("settings", nargs="*", metavar="CONFIG.yaml|KEY=VALUE",
                    help="an optional YAML config file first, then dotted overrides")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt "
+                                                   "(its own config; only the resources it runs on, "
+                                                   f"{', '.join(RESUME_SETTINGS)}, may be given)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (periodic log lines only)")
     p.set_defaults(func=run)
 
@@ -25,9 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from ..training.trainer import Trainer, config_from_state
 
     if args.resume:
-        if args.settings:
-            raise ValueError("--resume continues a run with its own config; give no other settings")
+        keys = [s.split("=", 1)[0] for s in args.settings]
+        if any(key not in RESUME_SETTINGS for key in keys):
+            raise ValueError(f"--resume continues a run with its own config; of the settings, only "
+                             f"{', '.join(k + '=' for k in RESUME_SETTINGS)} may be given (got {' '.join(args.settings)})")
         cfg = config_from_state(args.resume)
+        given = load_config(TrainConfig, None, args.settings)  # typed and checked like any override
+        for key in keys:
+            setattr(cfg, key, getattr(given, key))
         cfg.out = args.resume
     else:
         files = [s for s in args.settings if "=" not in s]
