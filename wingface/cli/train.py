@@ -27,19 +27,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def resumed_config(run_dir: str, settings: list[str]) -> TrainConfig:
+    """The saved config of the run in ``run_dir``, with ``RESUME_SETTINGS`` overrides applied."""
+    from ..training.trainer import config_from_state
+
+    keys = [s.split("=", 1)[0] for s in settings]
+    if any(key not in RESUME_SETTINGS for key in keys):
+        allowed = ", ".join(k + "=" for k in RESUME_SETTINGS)
+        raise ValueError(f"--resume continues a run with its own config; of the settings, only {allowed} "
+                         f"may be given (got {' '.join(settings)})")
+    given = load_config(TrainConfig, None, settings)  # typed and checked like any override
+    saved = config_from_state(run_dir)
+    for key in keys:
+        setattr(saved, key, getattr(given, key))
+    saved.out = run_dir
+    return saved
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..training.trainer import Trainer, config_from_state
+    from ..training.trainer import Trainer
 
     if args.resume:
-        keys = [s.split("=", 1)[0] for s in args.settings]
-        if any(key not in RESUME_SETTINGS for key in keys):
-            raise ValueError(f"--resume continues a run with its own config; of the settings, only "
-                             f"{', '.join(k + '=' for k in RESUME_SETTINGS)} may be given (got {' '.join(args.settings)})")
-        cfg = config_from_state(args.resume)
-        given = load_config(TrainConfig, None, args.settings)  # typed and checked like any override
-        for key in keys:
-            setattr(cfg, key, getattr(given, key))
-        cfg.out = args.resume
+        cfg = resumed_config(args.resume, args.settings)
     else:
         files = [s for s in args.settings if "=" not in s]
         if len(files) > 1 or (files and args.settings[0] != files[0]):
