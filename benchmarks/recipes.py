@@ -71,6 +71,8 @@ ROWS = (
         ("augment.shift=0.0115", "augment.scale=0.039", "augment.rotation_deg=2.1"), config=STAGE2_CONFIG),
     Row("s2_w20", "stage2", "CNN-7, Wing w 20, eps 4 (the 64-px w 10, eps 2 in 128-px units)", 30,
         (*SHIPPED_JITTER, "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
+    Row("s2_wd05_w20", "stage2", "CNN-7, weight decay 0.05 and Wing w 20, eps 4", 30,
+        (*SHIPPED_JITTER, "optim.weight_decay=0.05", "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
 )
 
 
