@@ -11,7 +11,7 @@ has it fast) on 300w-train and is evaluated on 300w-common with ground-truth box
   also a shorter schedule; the baseline is the 100% point;
 - ``stage2``: CNN-7 (configs/300w-cnn7-stage2.yaml) trained from scratch, evaluated behind
   the shipped stage 1 (split out of the shipped cascade) as a two-stage cascade: weight
-  decay and crop jitter against the shipped stage 2's recipe.
+  decay, crop jitter and the Wing loss's scale against the shipped stage 2's first 30 epochs.
 A finished row is skipped; a killed one resumes from its last.pt. The table (recipes.md,
 recipes.json, with CPU minutes per row) and the scaling plot go to benchmarks/results/recipes/.
 """
