@@ -119,8 +119,10 @@ def test_int8_export_runs_close_to_float(models, export_dir, tmp_path):
     manifest_path = export_onnx(models[:1], tmp_path / "int8", quantize="int8", calibration=16)
     manifest = json.loads(manifest_path.read_text())
     assert manifest["quantize"] == "int8"
-    ops = {n.op_type for n in onnx.load(str(manifest_path.parent / manifest["stages"][0]["file"])).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(manifest_path.parent / manifest["stages"][0]["file"])).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    first_conv = next(n for n in graph.node if n.op_type == "Conv")
+    assert first_conv.input[1] in {t.name for t in graph.initializer}  # float weights: 3 input channels
     crops = calibration_crops(models[0].spec, count=8, seed=9)
     quantized = load_onnx_stages(manifest_path, threads=1)[0].backend(crops)
     full = load_onnx_stages(export_dir, threads=1)[0].backend(crops)

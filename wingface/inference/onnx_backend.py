@@ -48,7 +48,11 @@ class OnnxBackend:
         # threads: 5.95 -> 2.35 ms for one face, 3.40 -> 1.70 ms per face in batches of 32).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            # Propagation would hoist the quantisation after an int8 export's float first block
+            # above its max-pool, which onnxruntime then runs in uint8 NCHW, 10x slower than
+            # the float blocked-layout pool it replaces (see wingface.export).
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=["QDQPropagationTransformer"])
         except Exception as err:  # onnxruntime raises its own exception types for bad files
             raise ValueError(f"{path}: not a loadable ONNX model: {type(err).__name__}: {str(err)[:200]}") from None
         self.path = Path(path)
