@@ -12,7 +12,9 @@ has it fast) on 300w-train and is evaluated on 300w-common with ground-truth box
 - ``stage2``: CNN-7 (configs/300w-cnn7-stage2.yaml) trained from scratch, evaluated behind
   the shipped stage 1 (split out of the shipped cascade) as a two-stage cascade: weight
   decay, crop jitter and the Wing loss's scale against the former stage 2's first 30 epochs
-  (``FORMER_STAGE2``; the winner, ``s2_wd05_w20``, is now configs/300w-cnn7-stage2.yaml).
+  (``FORMER_STAGE2``; the winner, ``s2_wd05_w20``, is now configs/300w-cnn7-stage2.yaml);
+- ``scaling2``: that winner on 25, 50 and 75% of the training faces for its number of updates,
+  behind the same shipped stage 1: how much of stage 2's error is data.
 A finished row is skipped; a killed one resumes from its last.pt. The table (recipes.md,
 recipes.json, with CPU minutes per row) and the scaling plot go to benchmarks/results/recipes/.
 """
@@ -54,6 +56,10 @@ class Row:
 
 BASE_EPOCHS = 40  # a fraction f of the faces trains BASE_EPOCHS / f epochs: the baseline's updates
 BASELINE = Row("b64", "recipe", "batch 64, lr 2e-3 (baseline)", BASE_EPOCHS)
+STAGE2_EPOCHS = 30  # the same for the stage-2 scaling rows, against the stage-2 recipe's first part
+STAGE2_BASELINE = Row("s2_wd05_w20", "stage2", "CNN-7, weight decay 0.05 and Wing w 20, eps 4", STAGE2_EPOCHS,
+                      (*SHIPPED_JITTER, "optim.weight_decay=0.05", "loss.params.w=20", "loss.params.eps=4"),
+                      config=STAGE2_CONFIG)
 ROWS = (
     BASELINE,
     Row("b64_bn", "recipe", "batch 64, lr 2e-3, batch norm", BASE_EPOCHS, ("model.batch_norm=true",)),
@@ -76,12 +82,13 @@ ROWS = (
         config=STAGE2_CONFIG),
     Row("s2_w20", "stage2", "CNN-7, Wing w 20, eps 4 (the 64-px w 10, eps 2 in 128-px units)", 30,
         (*SHIPPED_JITTER, *FORMER_STAGE2, "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
-    Row("s2_wd05_w20", "stage2", "CNN-7, weight decay 0.05 and Wing w 20, eps 4", 30,
-        (*SHIPPED_JITTER, "optim.weight_decay=0.05", "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
+    STAGE2_BASELINE,
+    *(Row(f"s2_scale{round(f * 100)}", "scaling2", f"CNN-7, {round(f * 100)}% of the training faces",
+          round(STAGE2_EPOCHS / f), SHIPPED_JITTER, fraction=f, config=STAGE2_CONFIG) for f in (0.25, 0.5, 0.75)),
 )
 
 
-EVALUATED = "recipe and scaling rows: CNN-6 alone; stage2 rows: the shipped stage 1, then the row's CNN-7"
+EVALUATED = "recipe and scaling rows: CNN-6 alone; stage2 and scaling2 rows: the shipped stage 1, then the row's CNN-7"
 
 
 def shipped_stage1(work: Path) -> Path:
@@ -135,34 +142,39 @@ def summarise(results: Path, rows: list[Row]) -> None:
               f"{r['nme_inter_pupil']:.3f} | {r['fr_10']:.2f} | {r['auc_10']:.4f} | {r['cpu_minutes']:.1f} |"
               for r in table]
     (results / "recipes.md").write_text("\n".join(lines) + "\n")
-    scaling = [r for r in table if r["group"] == "scaling" or r["name"] == BASELINE.name]
-    if len(scaling) >= 2:
-        plot_scaling(scaling, results / "scaling.png")
+    curves = {"CNN-6 alone": ("scaling", BASELINE.name), "CNN-6/7, stage 2 on the subset": ("scaling2", STAGE2_BASELINE.name)}
+    curves = {label: [r for r in table if r["group"] == group or r["name"] == base]
+              for label, (group, base) in curves.items()}
+    if any(len(rows) >= 2 for rows in curves.values()):
+        plot_scaling({label: rows for label, rows in curves.items() if len(rows) >= 2}, results / "scaling.png")
     print("\n".join(lines))
 
 
-def plot_scaling(rows: list[dict], path: Path) -> None:
-    """300w-common NME against the number of training faces (log axis)."""
+def plot_scaling(curves: dict[str, list[dict]], path: Path) -> None:
+    """300w-common NME against the number of training faces (log axis), one colour per curve:
+    inter-pupil solid, inter-ocular dotted."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(rows, key=lambda r: r["train_faces"])
-    faces = [r["train_faces"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for key, label in (("nme_inter_ocular", "inter-ocular"), ("nme_inter_pupil", "inter-pupil")):
-        ax.plot(faces, [r[key] for r in rows], "o-", label=label)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    faces = sorted({r["train_faces"] for rows in curves.values() for r in rows})
+    for (label, rows), colour in zip(curves.items(), ("C0", "C1")):
+        rows = sorted(rows, key=lambda r: r["train_faces"])
+        x = [r["train_faces"] for r in rows]
+        ax.plot(x, [r["nme_inter_pupil"] for r in rows], "o-", color=colour, label=f"{label}, inter-pupil")
+        ax.plot(x, [r["nme_inter_ocular"] for r in rows], "o:", color=colour, label=f"{label}, inter-ocular")
     ax.axhline(3.27, color="grey", ls="--", lw=1, label="paper CNN-6/7, inter-pupil (3,148 faces)")
     ax.set_xscale("log")
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xticks(faces, [str(f) for f in faces])
     ax.set_xlabel("training faces (log scale)")
-    ax.set_ylabel("300w-common NME, % (CNN-6 alone, gt boxes)")
-    ax.set_title(f"Data scaling: CNN-6, the updates of {BASE_EPOCHS} epochs on all faces")
+    ax.set_ylabel("300w-common NME, % (gt boxes)")
+    ax.set_title("Data scaling at a fixed number of updates")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
