@@ -132,8 +132,8 @@ class FaceDetector(ABC):
     """A face detector: RGB image in, detections sorted by score (descending) out.
 
     Subclasses set ``name`` and ``box_fit`` and implement `_detect` on a validated
-    RGB uint8 [H, W, 3] image. Instances hold OpenCV networks, which are not thread-safe:
-    use one detector per thread.
+    RGB uint8 [H, W, 3] image. Instances hold OpenCV or onnxruntime networks, which are not
+    thread-safe: use one detector per thread.
     """
 
     name: ClassVar[str]
