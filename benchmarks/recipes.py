@@ -83,6 +83,8 @@ ROWS = (
     Row("s2_w20", "stage2", "CNN-7, Wing w 20, eps 4 (the 64-px w 10, eps 2 in 128-px units)", 30,
         (*SHIPPED_JITTER, *FORMER_STAGE2, "loss.params.w=20", "loss.params.eps=4"), config=STAGE2_CONFIG),
     STAGE2_BASELINE,
+    Row("s2_in160", "stage2", "CNN-7 at 160 px input (1.56x the FLOPs)", STAGE2_EPOCHS,
+        (*SHIPPED_JITTER, "model.input_size=160"), config=STAGE2_CONFIG),
     *(Row(f"s2_scale{round(f * 100)}", "scaling2", f"CNN-7, {round(f * 100)}% of the training faces",
           round(STAGE2_EPOCHS / f), SHIPPED_JITTER, fraction=f, config=STAGE2_CONFIG) for f in (0.25, 0.5, 0.75)),
 )
