@@ -135,19 +135,21 @@ class BlazeFaceDetector(FaceDetector):
         self.nms_threshold = nms_threshold
         self.model_path = model_path
         self._session = None
+        self._input_name = ""
 
     def _load(self):
         if self._session is None:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            # 0.06 GFLOP: more threads cost more in hand-offs than they save.
+            # One thread: a small 128x128 network (more threads were not measured).
             options.intra_op_num_threads = options.inter_op_num_threads = 1
             with model_file(self.model_path, MODEL_FILE) as path:
                 try:
                     self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                 except Exception as err:  # onnxruntime raises its own exception types for bad files
                     raise ValueError(f"{path}: not a loadable BlazeFace ONNX model: {str(err)[:200]}") from None
+            self._input_name = self._session.get_inputs()[0].name
             log.debug("loaded BlazeFace from %s", self.model_path or MODEL_FILE)
         return self._session
 
@@ -157,7 +159,7 @@ class BlazeFaceDetector(FaceDetector):
         crop = warp_image(rgb, to_input, INPUT_SIZE)
         blob = np.ascontiguousarray((crop.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None])
         session = self._load()
-        regressors, logits = session.run(["regressors", "classificators"], {session.get_inputs()[0].name: blob})
+        regressors, logits = session.run(["regressors", "classificators"], {self._input_name: blob})
         boxes, keypoints, scores = decode_blazeface(regressors, logits[..., 0], blazeface_anchors())
         keep = scores[0] >= self.score_threshold
         if not keep.any():
