@@ -69,3 +69,28 @@ def test_without_an_orientation_stage_a_face_beyond_reach_stays_unread() -> None
                                                                                np.zeros(1))])[0]
     assert abs(float(np.degrees(eye_line_roll(points, SCHEME))[0])) < 1e-6  # read as upright: wrong
 
+
+
+class _Records(_ReadsWithin):
+    """`_ReadsWithin` that keeps the squares it was given."""
+
+    def run(self, images, squares):
+        self.given = list(squares)
+        return super().run(images, squares)
+
+
+@pytest.mark.parametrize("seen, turned", [(183.0, 180.0), (-96.0, -90.0), (130.0, 130.0)])
+def test_an_orientation_stage_turns_by_quarter_turns_when_they_leave_little_roll(seen: float, turned: float) -> None:
+    """A photo turned by 90 or 180 degrees gets the upright photo's crops whatever the small
+    error of the orientation estimate; a face rolled far from any quarter turn is turned onto
+    its own roll and box instead."""
+    orient = _ReadsWithin(random_cascade(seed=0)[0].spec, np.radians(seen), np.radians(181))
+    stage = _Records(orient.spec, np.radians(seen), np.radians(60))
+    square = Squares(CENTRE[None] + 3.0, np.array([90.0]), np.zeros(1))
+    Cascade([orient, stage]).run([np.zeros((200, 200, 3), np.uint8)], [square])
+    given = stage.given[0]
+    assert float(np.degrees(angle_difference(given.angle[0], np.radians(turned)))) == pytest.approx(0.0, abs=1e-9)
+    snapped = seen != turned
+    np.testing.assert_allclose(given.center, square.center) if snapped else \
+        np.testing.assert_allclose(given.center, CENTRE[None], atol=15.0)
+    assert bool(given.side[0] == 90.0 * (1 + stage.spec.box_margin)) is snapped  # the same square, turned

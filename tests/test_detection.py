@@ -20,7 +20,16 @@ from wingface.detection import (
     pairwise_iou,
 )
 from wingface.detection.blazeface import blazeface_anchors, decode_blazeface, weighted_nms
-from wingface.detection.cascade import DIAGONALS, diagonal_copy, eye_roll, map_detection, map_turned, rot90_to_original
+from wingface.detection.cascade import (
+    DIAGONALS,
+    OTHER_ORIENTATION_SCORE,
+    diagonal_copy,
+    eye_roll,
+    map_detection,
+    map_turned,
+    merge_orientations,
+    rot90_to_original,
+)
 from wingface.geometry import apply_affine, box_center, box_size, invert_affine, rotation_about, square_matrix, warp_image
 
 # Hand-checked face box of the bundled astronaut (512 x 512): forehead to chin, ear to ear.
@@ -145,6 +154,22 @@ def test_map_detection_half_turn_wraps_the_angle(found_at, expected):
     assert mapped.angle == pytest.approx(expected) and -math.pi < mapped.angle <= math.pi
     np.testing.assert_allclose(mapped.box, [6, 2, 8, 5])
     np.testing.assert_allclose(mapped.keypoints, [[8, 5]])
+
+
+def _face(x: float, score: float, angle: float = 0.0) -> Detection:
+    return Detection([x, 0.0, x + 10.0, 10.0], score, angle, None, "stub")
+
+
+def test_merging_orientations_keeps_the_winner_and_adds_strong_faces_only_others_show():
+    """lfpw/testset/image_0138 turned 45 degrees: a turned copy wins with the neighbour's
+    face, and the subject's face, found only upright, is added; weak boxes are not."""
+    upright = [_face(0.0, 0.80), _face(50.0, 0.70)]
+    turned = [_face(51.0, 0.85, math.pi / 2), _face(100.0, OTHER_ORIENTATION_SCORE - 0.01, math.pi / 2)]
+    merged = merge_orientations([upright, turned, []])
+    assert [(d.box[0], d.score) for d in merged] == [(51.0, 0.85), (100.0, OTHER_ORIENTATION_SCORE - 0.01), (0.0, 0.80)]
+    assert merge_orientations([[], []]) == []
+    tie = merge_orientations([[_face(0.0, 0.9)], [_face(1.0, 0.9, math.pi)]])
+    assert len(tie) == 1 and tie[0].angle == 0.0  # one face; on a tie the earlier orientation
 
 
 @pytest.mark.parametrize("upright_score", [None, 0.5])

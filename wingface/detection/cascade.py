@@ -18,7 +18,7 @@ import numpy as np
 from wingface.geometry import apply_affine, invert_affine, rotation_about, similarity_params, warp_image
 from wingface.lookup import lookup
 
-from .base import BoxFit, Detection, FaceDetector
+from .base import BoxFit, Detection, FaceDetector, pairwise_iou
 from .blazeface import BlazeFaceDetector
 from .yunet import YuNetDetector
 
@@ -92,6 +92,32 @@ def eye_roll(keypoints: np.ndarray) -> np.ndarray:
     return np.arctan2(-v[..., 1], v[..., 0])
 
 
+# Boxes of one face found in two orientations overlap at least this much (IoU, after mapping
+# back); different faces of one photo overlap less.
+SAME_FACE_IOU = 0.3
+# A face from an orientation other than the winning one is added only from this score: on
+# lfpw/testset/image_0138 turned 45 degrees the face scores 0.80 upright while a turned copy
+# wins with its neighbour's face (0.85); the bundled photo turned 45 degrees shows a false
+# box at 0.52 in a turned copy.
+OTHER_ORIENTATION_SCORE = 0.75
+
+
+def merge_orientations(groups: Sequence[Sequence[Detection]]) -> list[Detection]:
+    """Faces of one image found in several orientations (one group per orientation, mapped
+    back to the image) -> its faces: the group with the best-scoring face wins (on a tie the
+    earlier), and the others add the faces it lacks that score at least
+    `OTHER_ORIENTATION_SCORE` (boxes overlapping every kept one by less than `SAME_FACE_IOU`),
+    best first."""
+    best = max(range(len(groups)), key=lambda i: max((d.score for d in groups[i]), default=-1.0))
+    kept = list(groups[best])
+    others = sorted((d for i, g in enumerate(groups) if i != best for d in g if d.score >= OTHER_ORIENTATION_SCORE),
+                    key=lambda d: -d.score)
+    for d in others:
+        if not kept or pairwise_iou(np.stack([k.box for k in kept]), d.box[None]).max() < SAME_FACE_IOU:
+            kept.append(d)
+    return kept
+
+
 # BlazeFace on the 1,509 300w-train faces in the two halves measured (every 4th, then every
 # 2nd): turned upside down, the best upright-looking (wrong) box scored at most 0.853 (one
 # face at 0.85 or more, none at 0.86); upright, 9.1% of faces score under 0.87, so they also
@@ -107,17 +133,20 @@ class DetectorCascade(FaceDetector):
     wins. With ``rotate_retry``:
 
     - when a stage finds nothing upright, it is run on the image turned by +90, -90 and 180
-      degrees before the next stage is tried, and if it finds a face there it wins (the turn
-      whose best score is highest; on a tie the earlier turn in `TURNS`);
+      degrees before the next stage is tried, and if it finds a face there it wins;
     - when the winning upright face's eye keypoints show a roll beyond ``roll_check_deg``,
       or its score is under ``weak_score``, the same stage is also run on the three turned
-      copies and the orientation whose best score is highest wins. (Detectors often find
+      copies. (Detectors often find
       sideways and upside-down faces upright with lower scores; BlazeFace's eye keypoints
       then show the roll of sideways faces, but YuNet's keep looking upright, and so do
       BlazeFace's on the bundled photo turned 180 degrees: found upright at 0.56, at 0.92
       in the half-turned copy. At 135 degrees a false box at 0.52 beats the face upright.)
     - when no stage finds a face in any of those, each stage in turn is run on copies
-      turned diagonally (`DIAGONALS`), and the best-scoring one wins.
+      turned diagonally (`DIAGONALS`).
+
+    Where several orientations were tried, the one with the best-scoring face wins, and
+    strong faces elsewhere in the photo that only other orientations show are added
+    (`merge_orientations`).
 
     Faces from a turned copy are mapped back to the original image with angle +-pi/2 (a
     quarter turn), pi (the half turn) or the diagonal's angle.
@@ -166,7 +195,7 @@ class DetectorCascade(FaceDetector):
             found = stage.detect(rgb)
             if found:
                 return self._check_roll(stage, rgb, found) if self.rotate_retry else found
-            found = self._best_turn(stage, rgb) if self.rotate_retry else []
+            found = merge_orientations(self._turned(stage, rgb)) if self.rotate_retry else []
             if found:
                 return found
         # Nothing in any quarter turn: a face rolled by about 45 or 135 degrees lies between
@@ -174,7 +203,7 @@ class DetectorCascade(FaceDetector):
         # weak face are not tried: their faces, often upright ones seen rolled, score higher
         # and fit worse; measured on 300w-common, the detector's NME rose 3-9%.)
         for stage in self.stages if self.rotate_retry else ():
-            found = self._best_diagonal(stage, rgb)
+            found = merge_orientations(self._diagonal(stage, rgb))
             if found:
                 return found
         return []
@@ -189,29 +218,24 @@ class DetectorCascade(FaceDetector):
                   and abs(float(eye_roll(best.keypoints))) > self.roll_check)
         if not (weak or rolled):
             return found
-        turned = self._best_turn(stage, rgb)
-        return turned if turned and turned[0].score > best.score else found
+        return merge_orientations([found, *self._turned(stage, rgb)])
 
-    def _best_diagonal(self, stage: FaceDetector, rgb: np.ndarray) -> list[Detection]:
-        """``stage``'s faces in the best of the diagonally turned copies (`DIAGONALS`), mapped back."""
-        best: list[Detection] = []
+    def _diagonal(self, stage: FaceDetector, rgb: np.ndarray) -> list[list[Detection]]:
+        """``stage``'s faces in each diagonally turned copy (`DIAGONALS`, in order), mapped back."""
+        groups = []
         for degrees in DIAGONALS:
             copy, back = diagonal_copy(rgb, degrees)
-            found = stage.detect(copy)
-            if found and (not best or found[0].score > best[0].score):
-                best = [map_turned(d, back) for d in found]
-        return best
+            groups.append([map_turned(d, back) for d in stage.detect(copy)])
+        return groups
 
-    def _best_turn(self, stage: FaceDetector, rgb: np.ndarray) -> list[Detection]:
-        """``stage``'s faces in the best of the turned copies (`TURNS`), mapped back."""
+    def _turned(self, stage: FaceDetector, rgb: np.ndarray) -> list[list[Detection]]:
+        """``stage``'s faces in each quarter-turned copy (`TURNS`, in order), mapped back."""
         height, width = rgb.shape[:2]
-        best: list[Detection] = []
+        groups = []
         for k in TURNS:
-            found = stage.detect(np.ascontiguousarray(np.rot90(rgb, k)))
-            if found and (not best or found[0].score > best[0].score):
-                matrix = rot90_to_original(k, width, height)
-                best = [map_detection(d, matrix) for d in found]
-        return best
+            matrix = rot90_to_original(k, width, height)
+            groups.append([map_detection(d, matrix) for d in stage.detect(np.ascontiguousarray(np.rot90(rgb, k)))])
+        return groups
 
 
 # Stage lists by name. BlazeFace first is the measured best on portraits and face crops;
