@@ -85,6 +85,8 @@ ROWS = (
     STAGE2_BASELINE,
     Row("s2_in160", "stage2", "CNN-7 at 160 px input (1.56x the FLOPs)", STAGE2_EPOCHS,
         (*SHIPPED_JITTER, "model.input_size=160"), config=STAGE2_CONFIG),
+    Row("s2_wide150", "stage2", "CNN-7 with 1.5x the channels (2.25x the FLOPs)", STAGE2_EPOCHS,
+        (*SHIPPED_JITTER, "model.width=1.5"), config=STAGE2_CONFIG),
     *(Row(f"s2_scale{round(f * 100)}", "scaling2", f"CNN-7, {round(f * 100)}% of the training faces",
           round(STAGE2_EPOCHS / f), SHIPPED_JITTER, fraction=f, config=STAGE2_CONFIG) for f in (0.25, 0.5, 0.75)),
 )

@@ -331,3 +331,12 @@ def test_ema_weights_are_what_is_saved_and_resume_keeps_them(cache: Path, tmp_pa
     assert _same_weights(resumed.ema.state_dict(), state["ema"])
     with pytest.raises(ValueError, match="ema_decay"):
         Trainer(_config(cache, tmp_path / "bad", "optim.ema_decay=1.5"), progress=False)
+
+
+def test_model_width_scales_the_channels_and_the_checkpoint_keeps_it(cache: Path, tmp_path: Path,
+                                                                      no_plots: None) -> None:
+    Trainer(_config(cache, tmp_path / "wide", "model.width=1.5", "epochs=1", "max_steps=1"), progress=False).fit()
+    Trainer(_config(cache, tmp_path / "base", "epochs=1", "max_steps=1"), progress=False).fit()
+    wide, base = (load_checkpoint(tmp_path / name / "best.pt", expect_scheme=SCHEME).model for name in ("wide", "base"))
+    assert wide.spec.arch_kwargs == {"width": 1.5} and base.spec.arch_kwargs == {}
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in base.parameters())
