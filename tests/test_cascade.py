@@ -10,7 +10,7 @@ from wingface.geometry import Squares
 from wingface.bench.predict_speed import random_cascade
 from wingface.data.synthetic import synthetic_shape
 from wingface.geometry import angle_difference, apply_affine, rotation_about
-from wingface.inference.cascade import Cascade, eye_line_roll
+from wingface.inference.cascade import DISAGREEMENT_SHARE, Cascade, eye_line_roll, with_disagreement
 from wingface.inference.stages import Stage
 from wingface.schemes import get_scheme
 
@@ -94,3 +94,17 @@ def test_an_orientation_stage_turns_by_quarter_turns_when_they_leave_little_roll
     np.testing.assert_allclose(given.center, square.center) if snapped else \
         np.testing.assert_allclose(given.center, CENTRE[None], atol=15.0)
     assert bool(given.side[0] == 90.0 * (1 + stage.spec.box_margin)) is snapped  # the same square, turned
+
+
+def test_the_error_column_blends_the_head_with_the_stages_disagreement() -> None:
+    final = np.zeros((1, 3, 3))
+    final[0, :, 2] = 2.0  # the head expects 2 px everywhere
+    box = np.zeros((1, 3, 2))
+    box[0, 1] = [3.0, 4.0]  # stage 1 read point 1 5 px away
+    blended = with_disagreement(final, box)
+    np.testing.assert_allclose(blended[0, :, 2], [2.0 * (1 - DISAGREEMENT_SHARE),
+                                                  2.0 * (1 - DISAGREEMENT_SHARE) + 5.0 * DISAGREEMENT_SHARE,
+                                                  2.0 * (1 - DISAGREEMENT_SHARE)])
+    np.testing.assert_array_equal(blended[..., :2], final[..., :2])
+    assert with_disagreement(final, None) is final  # no box stage before it: the head's own figure
+    assert with_disagreement(final[..., :2], box).shape == (1, 3, 2)  # no error head: nothing to blend

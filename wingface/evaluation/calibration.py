@@ -4,7 +4,10 @@ An error head trained on crops jittered more widely than a cascade's own (so tha
 what a bad crop looks like) ranks faces well but overstates typical errors. Under its
 Laplace model (`wingface.losses.uncertainty`), the maximum-likelihood rescaling of
 predicted errors ``b`` by one factor ``k`` against observed errors ``d`` is
-``k = mean(d / b)``. It is measured through the whole cascade on faces the model was not
+``k = mean(d / b)``. A cascade reports ``(1 - s) * b + s * g``, blended with the stages'
+disagreement ``g`` (`wingface.inference.cascade.with_disagreement`), so ``k`` is the scale
+of ``b`` that makes that blend's ``mean(d / ((1 - s) * k * b + s * g)) = 1`` (the same
+``k`` when s = 0). It is measured through the whole cascade on faces the model was not
 trained on (the training run's validation split) and folded into the head's last bias, so
 the model file stays a plain checkpoint.
 """
@@ -16,9 +19,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from scipy.optimize import brentq
 
 from ..geometry import squares_from_points
-from ..inference.cascade import Cascade
+from ..inference.cascade import DISAGREEMENT_SHARE, Cascade, disagreement
 from ..models import LandmarkRegressor
 
 
@@ -31,14 +35,31 @@ def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence
         points: the true landmarks [L, 2] (image pixels) per face.
     """
     squares = [squares_from_points(np.asarray(p)[None], margin=0.0) for p in points]  # the landmark boxes
-    outputs = cascade.run(list(images), squares)
-    if outputs[0].shape[-1] < 3:
+    finals, box_points = cascade.readings(list(images), squares)
+    if finals[0].shape[-1] < 3:
         raise ValueError("the cascade's last stage has no error head: nothing to calibrate")
-    out = np.concatenate(outputs)
+    out = np.concatenate(finals)
     observed = np.linalg.norm(out[..., :2] - np.stack(points), axis=-1)
     predicted = out[..., 2]
-    return {"scale": float(np.mean(observed / predicted)), "faces": len(out),
+    share = 0.0 if box_points is None else DISAGREEMENT_SHARE
+    spread = np.zeros_like(predicted) if box_points is None else disagreement(out, np.concatenate(box_points))
+    return {"scale": blend_scale(observed, predicted, spread, share), "faces": len(out),
             "predicted_px": float(predicted.mean()), "observed_px": float(observed.mean())}
+
+
+def blend_scale(observed: np.ndarray, predicted: np.ndarray, spread: np.ndarray, share: float) -> float:
+    """k with ``mean(observed / ((1 - share) * k * predicted + share * spread)) = 1`` (all
+    arrays [...] in pixels); ``mean(observed / predicted)`` when share is 0."""
+    if share == 0.0:
+        return float(np.mean(observed / predicted))
+
+    def excess(k: float) -> float:
+        return float(np.mean(observed / ((1.0 - share) * k * predicted + share * spread))) - 1.0
+
+    low, high = 1e-6, 1e6
+    if excess(low) <= 0.0:
+        raise ValueError("the stages' disagreement alone already exceeds the observed errors: cannot calibrate")
+    return float(brentq(excess, low, high, xtol=1e-12, rtol=1e-10))
 
 
 @torch.no_grad()
