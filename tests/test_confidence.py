@@ -251,16 +251,20 @@ def test_rescaling_the_head_scales_every_expected_error() -> None:
         rescale_error_head(create_model("cnn6", SCHEME, input_size=32), 2.0)
 
 
-def test_the_blend_scale_calibrates_the_blend_and_is_the_mean_ratio_without_it() -> None:
+def test_the_blend_scale_calibrates_the_blend() -> None:
     from wingface.evaluation.calibration import blend_scale
+
+    from wingface.inference.cascade import DISAGREEMENT_SHARE
 
     rng = np.random.default_rng(0)
     observed, predicted, spread = (rng.uniform(0.5, 4.0, 200) for _ in range(3))
-    assert blend_scale(observed, predicted, spread, 0.0) == pytest.approx(np.mean(observed / predicted))
-    k = blend_scale(observed, predicted, spread, 0.2)
-    assert np.mean(observed / (0.8 * k * predicted + 0.2 * spread)) == pytest.approx(1.0, rel=1e-9)
+    k = blend_scale(observed, predicted, spread)
+    share = DISAGREEMENT_SHARE
+    assert np.mean(observed / ((1 - share) * k * predicted + share * spread)) == pytest.approx(1.0, rel=1e-9)
+    assert blend_scale(observed, predicted, np.zeros_like(spread)) == pytest.approx(
+        np.mean(observed / predicted) / (1 - share))  # no disagreement: the mean ratio, for the head's share
     with pytest.raises(ValueError, match="disagreement"):
-        blend_scale(observed, predicted, observed * 10, 0.2)
+        blend_scale(observed, predicted, observed * 10)
 
 
 def test_calibrate_cli_matches_the_observed_errors(uncertain_cascade: Path, synthetic_cache: Path,

@@ -22,7 +22,7 @@ import torch
 from scipy.optimize import brentq
 
 from ..geometry import squares_from_points
-from ..inference.cascade import DISAGREEMENT_SHARE, Cascade, disagreement
+from ..inference.cascade import Cascade, blend_errors, disagreement
 from ..models import LandmarkRegressor
 
 
@@ -41,20 +41,18 @@ def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence
     out = np.concatenate(finals)
     observed = np.linalg.norm(out[..., :2] - np.stack(points), axis=-1)
     predicted = out[..., 2]
-    share = 0.0 if box_points is None else DISAGREEMENT_SHARE
-    spread = np.zeros_like(predicted) if box_points is None else disagreement(out, np.concatenate(box_points))
-    return {"scale": blend_scale(observed, predicted, spread, share), "faces": len(out),
+    scale = float(np.mean(observed / predicted)) if box_points is None else \
+        blend_scale(observed, predicted, disagreement(out, np.concatenate(box_points)))
+    return {"scale": scale, "faces": len(out),
             "predicted_px": float(predicted.mean()), "observed_px": float(observed.mean())}
 
 
-def blend_scale(observed: np.ndarray, predicted: np.ndarray, spread: np.ndarray, share: float) -> float:
-    """k with ``mean(observed / ((1 - share) * k * predicted + share * spread)) = 1`` (all
-    arrays [...] in pixels); ``mean(observed / predicted)`` when share is 0."""
-    if share == 0.0:
-        return float(np.mean(observed / predicted))
+def blend_scale(observed: np.ndarray, predicted: np.ndarray, spread: np.ndarray) -> float:
+    """k with ``mean(observed / blend_errors(k * predicted, spread)) = 1`` (all arrays [...]
+    in pixels; `wingface.inference.cascade.blend_errors`)."""
 
     def excess(k: float) -> float:
-        return float(np.mean(observed / ((1.0 - share) * k * predicted + share * spread))) - 1.0
+        return float(np.mean(observed / blend_errors(k * predicted, spread))) - 1.0
 
     low, high = 1e-6, 1e6
     if excess(low) <= 0.0:

@@ -75,8 +75,13 @@ def with_disagreement(final: np.ndarray, box_points: np.ndarray | None) -> np.nd
     if final.shape[-1] < 3 or box_points is None:
         return final
     out = final.copy()
-    out[..., 2] = (1.0 - DISAGREEMENT_SHARE) * final[..., 2] + DISAGREEMENT_SHARE * disagreement(final, box_points)
+    out[..., 2] = blend_errors(final[..., 2], disagreement(final, box_points))
     return out
+
+
+def blend_errors(expected: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """``(1 - share) * expected + share * distance`` (pixels, any shape; `DISAGREEMENT_SHARE`)."""
+    return (1.0 - DISAGREEMENT_SHARE) * expected + DISAGREEMENT_SHARE * distance
 
 
 def disagreement(final: np.ndarray, box_points: np.ndarray) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 A model with an error head predicts each point's expected error; the cascade reports ``e``
 (image pixels), that expectation blended with the stages' disagreement
-(`wingface.inference.cascade.with_disagreement`). The error model behind it is a Laplace law of the point's distance to the truth, so the chance
-that a point lies within a distance ``t`` is ``1 - exp(-t / e)``. wingface reports:
+(`wingface.inference.cascade.with_disagreement`). The error model behind it is a Laplace
+law of the point's distance to the truth, so the chance that a point lies within a distance
+``t`` is ``1 - exp(-t / e)``. wingface reports:
 
 - ``point_confidence[i] = 1 - exp(-0.1 * D / e_i)``: the chance that point i is within 10%
   of the inter-ocular distance D (of the predicted shape) of the truth;
