@@ -87,6 +87,12 @@ ROWS = (
         (*SHIPPED_JITTER, "model.input_size=160"), config=STAGE2_CONFIG),
     Row("s2_wide150", "stage2", "CNN-7 with 1.5x the channels (2.25x the FLOPs)", STAGE2_EPOCHS,
         (*SHIPPED_JITTER, "model.width=1.5"), config=STAGE2_CONFIG),
+    Row("s2_drop30", "stage2", "CNN-7, dropout 0.3 before both FC layers", STAGE2_EPOCHS,
+        (*SHIPPED_JITTER, "model.dropout=0.3"), config=STAGE2_CONFIG),
+    Row("s2_wd20", "stage2", "CNN-7, weight decay 0.2 (the config: 0.05)", STAGE2_EPOCHS,
+        (*SHIPPED_JITTER, "optim.weight_decay=0.2"), config=STAGE2_CONFIG),
+    Row("s2_integral", "stage2", "integral regression (encoder-decoder, soft-argmax heatmaps, 0.79 GFLOP)",
+        STAGE2_EPOCHS, (*SHIPPED_JITTER, "model.arch=integral"), config=STAGE2_CONFIG),
     *(Row(f"s2_scale{round(f * 100)}", "scaling2", f"CNN-7, {round(f * 100)}% of the training faces",
           round(STAGE2_EPOCHS / f), SHIPPED_JITTER, fraction=f, config=STAGE2_CONFIG) for f in (0.25, 0.5, 0.75)),
 )

@@ -31,7 +31,8 @@ def _small_cnn(**kwargs) -> torch.nn.Module:
     return create_model("cnn6", IBUG, width=0.25, fc_features=64, **kwargs).eval()
 
 
-@pytest.mark.parametrize("arch, input_size", [("cnn6", None), ("cnn7", None), ("resnet18", 64), ("resnet50", 64)])
+@pytest.mark.parametrize("arch, input_size", [("cnn6", None), ("cnn7", None), ("integral", 64), ("resnet18", 64),
+                                              ("resnet50", 64)])
 def test_output_shape(arch: str, input_size: int | None) -> None:
     model = create_model(arch, WFLW, input_size=input_size).eval()
     size = model.spec.input_size
@@ -44,8 +45,8 @@ def test_output_shape(arch: str, input_size: int | None) -> None:
 
 def test_default_input_sizes_and_batch_norm() -> None:
     assert {k: (v.input_size, v.batch_norm) for k, v in ARCHITECTURES.items()} == {
-        "cnn6": (64, False), "cnn7": (128, False), "resnet18": (256, True), "resnet50": (256, True),
-        "mean-shape": (64, False),
+        "cnn6": (64, False), "cnn7": (128, False), "integral": (128, True), "resnet18": (256, True),
+        "resnet50": (256, True), "mean-shape": (64, False),
     }
 
 
@@ -241,3 +242,19 @@ def test_info_describes_each_stage_of_a_cascade(tmp_path, capsys) -> None:
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "stage 1 of 2" in out and "stage 2 of 2" in out and "aligned" in out
+
+
+def test_head_dropout_trains_noisy_evaluates_exact_and_round_trips(tmp_path) -> None:
+    model = _small_cnn(dropout=0.5)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.head) == 2
+    x = _images(2, 64)
+    with torch.no_grad():
+        eval_out = model(x)
+        assert not torch.equal(model.train()(x), eval_out)  # dropout is active while training
+        model.eval()
+        loaded = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, {}))
+        assert loaded.spec.arch_kwargs["dropout"] == 0.5
+        torch.testing.assert_close(loaded.model(x), eval_out, rtol=0, atol=0)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in _small_cnn().head)  # the paper's head by default
+    with pytest.raises(ValueError, match="dropout"):
+        _small_cnn(dropout=1.0)

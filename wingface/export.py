@@ -13,9 +13,10 @@ self-describing too. `wingface.inference.onnx_backend.load_onnx_stages` reads ei
 
 Int8 (``quantize="int8"``) is onnxruntime static quantisation (QDQ, per-channel int8
 weights, uint8 activations) calibrated on synthetic face crops cut the way each stage cuts
-them. The first conv and the last fully connected layer stay float: the first conv reads 3
-channels, too few for onnxruntime's int8 kernels (about twice the time of the float one),
-and the output layer and the decode keep the points' sub-pixel resolution.
+them. The first conv and the output layer (the last fully connected layer, or an integral
+model's heatmap conv and soft-argmax) stay float: the first conv reads 3 channels, too few
+for onnxruntime's int8 kernels (about twice the time of the float one), and the output layer
+and the decode keep the points' sub-pixel resolution.
 """
 
 from __future__ import annotations
@@ -168,11 +169,13 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def _float_nodes(proto) -> list[str]:
     """Names of the nodes kept in float: the first conv, the points' output layer (the last
-    Gemm/MatMul outside the error head), every node after it (decode) and the error head."""
+    Gemm, MatMul or Conv outside the error head: a regression head's FC layer, an integral
+    model's heatmap conv), every node after it (the decoding, the soft-argmax readout) and the
+    error head."""
     nodes = list(proto.graph.node)
     first = [n.name for n in nodes if n.op_type == "Conv"][:1]
-    last = max((i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul") and "error_head" not in n.name),
-               default=len(nodes))
+    last = max((i for i, n in enumerate(nodes)
+                if n.op_type in ("Gemm", "MatMul", "Conv") and "error_head" not in n.name), default=len(nodes))
     return first + [n.name for i, n in enumerate(nodes) if i >= last or "error_head" in n.name]
 
 

@@ -14,6 +14,7 @@ from ..lookup import lookup
 from ..schemes import LandmarkScheme
 from .checkpoint import LoadedCheckpoint, load_checkpoint, load_stages, save_cascade, save_checkpoint
 from .cnn import SimpleCNN, cnn6, cnn7
+from .integral import IntegralCNN, integral
 from .complexity import count_parameters, flops_per_face
 from .mean_shape import MeanShape, mean_shape
 from .regressor import LandmarkRegressor
@@ -21,7 +22,7 @@ from .resnet import ResNet, resnet18, resnet50
 from ..spec import ModelSpec
 
 __all__ = [
-    "ARCHITECTURES", "Architecture", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec", "ResNet",
+    "ARCHITECTURES", "Architecture", "IntegralCNN", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec", "ResNet",
     "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
     "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint",
 ]
@@ -38,6 +39,7 @@ class Architecture(NamedTuple):
 ARCHITECTURES: dict[str, Architecture] = {
     "cnn6": Architecture(cnn6, 64, False),
     "cnn7": Architecture(cnn7, 128, False),
+    "integral": Architecture(integral, 128, True),
     "resnet18": Architecture(resnet18, 256, True),
     "resnet50": Architecture(resnet50, 256, True),
     "mean-shape": Architecture(mean_shape, 64, False),
@@ -50,7 +52,7 @@ def create_model(arch: str, scheme: LandmarkScheme, *, input_size: int | None = 
     """Build a freshly initialised network by architecture name.
 
     Args:
-        arch: a key of `ARCHITECTURES` (``cnn6``, ``cnn7``, ``resnet18``, ``resnet50``).
+        arch: a key of `ARCHITECTURES` (``cnn6``, ``cnn7``, ``integral``, ``resnet18``, ``resnet50``).
         scheme: the landmark scheme (L points).
         input_size: crop side S in pixels; None takes the architecture's default.
         batch_norm: None takes the architecture's default (off for the CNNs, on for ResNets).

@@ -41,17 +41,20 @@ class SimpleCNN(LandmarkRegressor):
     """
 
     def __init__(self, spec: ModelSpec, channels: Sequence[int], fc_features: int = 1024,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, dropout: float = 0.0) -> None:
         """
         Args:
             spec: the contract (input size, scheme, batch_norm, ...).
             channels: output channels of each block, before ``width`` scaling.
             fc_features: size of the hidden fully connected layer.
             width: multiplier on every block's channel count (rounded, at least 1).
+            dropout: probability of zeroing each input of both FC layers while training (0: the
+                paper's head, no dropout modules).
         """
         super().__init__(spec)
-        if width <= 0 or fc_features < 1 or not channels:
-            raise ValueError(f"{spec.arch}: need width > 0, fc_features >= 1 and at least one block")
+        if width <= 0 or fc_features < 1 or not channels or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{spec.arch}: need width > 0, fc_features >= 1, 0 <= dropout < 1 and at least "
+                             "one block")
         final = spec.input_size // 2 ** len(channels)
         if final < 1:
             raise ValueError(
@@ -62,10 +65,13 @@ class SimpleCNN(LandmarkRegressor):
         self.trunk = nn.Sequential(*(
             conv_block(cin, cout, spec.batch_norm) for cin, cout in zip([3, *widths[:-1]], widths)
         ))
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
         self.head = nn.Sequential(
             nn.Flatten(),
+            *drop,
             nn.Linear(widths[-1] * final * final, fc_features),
             nn.ReLU(inplace=True),
+            *drop,
             nn.Linear(fc_features, 2 * spec.num_points),
         )
         self._init_weights()
@@ -85,11 +91,13 @@ _CHANNELS = {
 }
 
 
-def cnn6(spec: ModelSpec, *, width: float = 1.0, fc_features: int = 1024) -> SimpleCNN:
-    """CNN-6 (paper input 64 px); ``width`` scales the channels, ``fc_features`` the hidden FC."""
-    return SimpleCNN(spec, _CHANNELS["cnn6"], fc_features, width)
+def cnn6(spec: ModelSpec, *, width: float = 1.0, fc_features: int = 1024, dropout: float = 0.0) -> SimpleCNN:
+    """CNN-6 (paper input 64 px); ``width`` scales the channels, ``fc_features`` the hidden FC,
+    ``dropout`` regularises the head."""
+    return SimpleCNN(spec, _CHANNELS["cnn6"], fc_features, width, dropout)
 
 
-def cnn7(spec: ModelSpec, *, width: float = 1.0, fc_features: int = 1024) -> SimpleCNN:
-    """CNN-7 (paper input 128 px); ``width`` scales the channels, ``fc_features`` the hidden FC."""
-    return SimpleCNN(spec, _CHANNELS["cnn7"], fc_features, width)
+def cnn7(spec: ModelSpec, *, width: float = 1.0, fc_features: int = 1024, dropout: float = 0.0) -> SimpleCNN:
+    """CNN-7 (paper input 128 px); ``width`` scales the channels, ``fc_features`` the hidden FC,
+    ``dropout`` regularises the head."""
+    return SimpleCNN(spec, _CHANNELS["cnn7"], fc_features, width, dropout)

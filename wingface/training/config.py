@@ -20,6 +20,7 @@ class ModelConfig:
     input_size: int | None = None  # None: the architecture's default (64 for CNN-6, 128 for CNN-7)
     batch_norm: bool | None = None  # None: the architecture's default
     width: float = 1.0  # multiplier on every conv block's channels (CNN-6/7; the FLOPs grow as its square)
+    dropout: float = 0.0  # dropout before both FC layers of the CNN-6/7 head (0: none, as in the paper)
     output_unit: str = "signed"  # see wingface.codec; the loss adapts, training does not change
     box_margin: float = 0.25  # the paper's 25% box enlargement
     # "box": the landmark box's square (stage 1); "aligned": the frame of a similarity fit to the

@@ -191,10 +191,12 @@ class Trainer:
         else:
             train_idx, _ = split_train_val(len(cache), self.cfg.val_fraction, self.cfg.split_seed)
             reference = reference_shape(cache.points[train_idx]) if m.crop == "aligned" else None
-            widths = {} if m.width == 1.0 else {"width": m.width}
+            # only what differs from the builder's defaults, so older checkpoints' specs stay equal
+            arch_kwargs = {**({"width": m.width} if m.width != 1.0 else {}),
+                           **({"dropout": m.dropout} if m.dropout else {})}
             model = create_model(m.arch, cache.scheme, input_size=m.input_size, batch_norm=m.batch_norm,
                                  output_unit=m.output_unit, box_margin=m.box_margin, crop=m.crop, reference=reference,
-                                 **widths)
+                                 **arch_kwargs)
         if m.uncertainty:
             model.attach_error_head()
         if m.freeze_points:
