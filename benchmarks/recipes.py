@@ -93,6 +93,8 @@ ROWS = (
         (*SHIPPED_JITTER, "optim.weight_decay=0.2"), config=STAGE2_CONFIG),
     Row("s2_integral", "stage2", "integral regression (encoder-decoder, soft-argmax heatmaps, 0.79 GFLOP)",
         STAGE2_EPOCHS, (*SHIPPED_JITTER, "model.arch=integral"), config=STAGE2_CONFIG),
+    Row("s2_integral_w75", "stage2", "integral regression, 0.75x the channels (0.45 GFLOP)", STAGE2_EPOCHS,
+        (*SHIPPED_JITTER, "model.arch=integral", "model.width=0.75"), config=STAGE2_CONFIG),
     *(Row(f"s2_scale{round(f * 100)}", "scaling2", f"CNN-7, {round(f * 100)}% of the training faces",
           round(STAGE2_EPOCHS / f), SHIPPED_JITTER, fraction=f, config=STAGE2_CONFIG) for f in (0.25, 0.5, 0.75)),
 )

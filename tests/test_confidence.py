@@ -132,8 +132,9 @@ def test_training_with_the_head_logs_its_figures(synthetic_cache: Path, tmp_path
     assert load_checkpoint(tmp_path / "run" / "best.pt").model.spec.uncertainty
 
 
-def test_freeze_points_trains_the_head_alone(synthetic_cache: Path, tmp_path: Path) -> None:
-    base = create_model("cnn6", SCHEME, input_size=32)
+@pytest.mark.parametrize("arch", ["cnn6", "integral"])  # integral: batch norm, whose statistics must not move
+def test_freeze_points_trains_the_head_alone(synthetic_cache: Path, tmp_path: Path, arch: str) -> None:
+    base = create_model(arch, SCHEME, input_size=32, **({"width": 0.25} if arch == "integral" else {}))
     init = save_checkpoint(tmp_path / "init.pt", base)
     trainer = Trainer(_config(synthetic_cache, tmp_path / "run", f"model.init={init}", "model.uncertainty=true",
                               "model.freeze_points=true", "max_steps=3"), progress=False)

@@ -202,7 +202,7 @@ class Trainer:
         if m.freeze_points:
             for name, param in model.named_parameters():
                 param.requires_grad_(name.startswith("error_head."))
-        return model.train()
+        return _training_mode(model, m.freeze_points)
 
     @property
     def final_model(self) -> LandmarkRegressor:
@@ -276,7 +276,7 @@ class Trainer:
         """Train the rest of the current epoch; returns (mean loss, images per second)."""
         batches = self.data.epoch_indices(self.epoch, self.cfg.seed, self.per_rank_batch,
                                           self.ctx.rank, self.ctx.world_size)
-        self.model.train()
+        _training_mode(self.model, self.cfg.model.freeze_points)
         losses, start, last_save = [], time.perf_counter(), time.monotonic()
         bar = tqdm(total=len(batches), initial=self.step_in_epoch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    unit="batch", disable=not self.progress, dynamic_ncols=True, leave=False)
@@ -393,3 +393,14 @@ def _clock(seconds: float) -> str:
 def config_from_state(out: str | Path) -> TrainConfig:
     """The configuration a run was started with, read from its ``last.pt``."""
     return from_dict(TrainConfig, load_state(Path(out) / "last.pt")["config"])
+
+
+def _training_mode(model: torch.nn.Module, freeze_points: bool) -> torch.nn.Module:
+    """``model`` in training mode; with ``freeze_points`` only its error head trains, the rest
+    stays in eval mode, so batch-norm statistics and dropout cannot move the frozen points."""
+    model.train()
+    if freeze_points:
+        for name, module in model.named_modules():
+            if name and "error_head" not in name.split("."):
+                module.eval()
+    return model
