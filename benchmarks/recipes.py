@@ -13,6 +13,8 @@ has it fast) on 300w-train and is evaluated on 300w-common with ground-truth box
   the shipped stage 1 (split out of the shipped cascade) as a two-stage cascade: weight
   decay, crop jitter and the Wing loss's scale against the former stage 2's first 30 epochs
   (``FORMER_STAGE2``; the winner, ``s2_wd05_w20``, is now configs/300w-cnn7-stage2.yaml);
+  Session 9 added dropout and stronger weight decay rows, and the integral (soft-argmax
+  heatmap) regressor at full and 0.75 width;
 - ``scaling2``: that winner on 25, 50 and 75% of the training faces for its number of updates,
   behind the same shipped stage 1: how much of stage 2's error is data.
 A finished row is skipped; a killed one resumes from its last.pt. The table (recipes.md,
