@@ -22,8 +22,8 @@ from .resnet import ResNet, resnet18, resnet50
 from ..spec import ModelSpec
 
 __all__ = [
-    "ARCHITECTURES", "Architecture", "IntegralCNN", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec", "ResNet",
-    "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
+    "ARCHITECTURES", "Architecture", "IntegralCNN", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec",
+    "ResNet", "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
     "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint",
 ]
 

@@ -24,13 +24,17 @@ from ..spec import ModelSpec
 __all__ = ["SimpleCNN", "cnn6", "cnn7"]
 
 
-def conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
-    """conv3x3 [+ BN] + ReLU + maxpool2: [N, Cin, H, W] -> [N, Cout, H // 2, W // 2]."""
+def conv_layers(in_channels: int, out_channels: int, batch_norm: bool) -> list[nn.Module]:
+    """conv3x3 (stride 1, padding 1) [+ BN] + ReLU: [N, Cin, H, W] -> [N, Cout, H, W]."""
     layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels))
-    layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-    return nn.Sequential(*layers)
+    return [*layers, nn.ReLU(inplace=True)]
+
+
+def conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
+    """`conv_layers` + maxpool2: [N, Cin, H, W] -> [N, Cout, H // 2, W // 2]."""
+    return nn.Sequential(*conv_layers(in_channels, out_channels, batch_norm), nn.MaxPool2d(2))
 
 
 class SimpleCNN(LandmarkRegressor):

@@ -21,8 +21,6 @@ its distribution, [N, 3L].
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -30,18 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cnn import conv_layers
 from .regressor import LandmarkRegressor
 from ..spec import ModelSpec
 
 __all__ = ["IntegralCNN", "integral"]
-
-
-def _conv3x3(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
-    """conv3x3 (stride 1, padding 1) [+ BN] + ReLU: [N, Cin, H, W] -> [N, Cout, H, W]."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(cout))
-    return nn.Sequential(*layers, nn.ReLU(inplace=True))
 
 
 class EncoderDecoder(nn.Module):
@@ -52,12 +43,13 @@ class EncoderDecoder(nn.Module):
         super().__init__()
         if len(decoder) >= len(encoder):
             raise ValueError(f"need fewer decoder ({len(decoder)}) than encoder levels ({len(encoder)})")
-        self.encoder = nn.ModuleList(_conv3x3(cin, cout, batch_norm) for cin, cout in zip([3, *encoder[:-1]], encoder))
+        self.encoder = nn.ModuleList(nn.Sequential(*conv_layers(cin, cout, batch_norm))
+                                     for cin, cout in zip([3, *encoder[:-1]], encoder))
         skips = encoder[-2::-1][:len(decoder)]  # encoder maps the decoder meets, deepest first
         inputs = [encoder[-1], *decoder[:-1]]
         self.lateral = nn.ModuleList(nn.Conv2d(skip, cin, 1) for skip, cin in zip(skips, inputs))
-        self.decoder = nn.ModuleList(_conv3x3(cin, cout, batch_norm) for cin, cout in zip(inputs, decoder))
-        self.out_channels = decoder[-1]
+        self.decoder = nn.ModuleList(nn.Sequential(*conv_layers(cin, cout, batch_norm))
+                                     for cin, cout in zip(inputs, decoder))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = []
@@ -117,28 +109,20 @@ class IntegralCNN(LandmarkRegressor):
         std = (second - mean ** 2).clamp_min(1e-6).sqrt()
         return torch.cat([std.flatten(1), prob.flatten(2).amax(-1)], dim=1)
 
-    def attach_error_head(self, hidden: int = 256) -> None:
-        """Add the per-point error head (MLP on the heatmap spreads, [N, 3L] -> [N, L] log-errors)."""
-        if getattr(self, "error_head", None) is not None:
-            return
-        num = self.spec.num_points
-        self.error_head = nn.Sequential(nn.Linear(3 * num, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num))
-        nn.init.zeros_(self.error_head[-1].weight)
-        nn.init.constant_(self.error_head[-1].bias, math.log(2.0))
-        self.error_head.to(self.heatmaps.weight.device)
-        self.spec = replace(self.spec, uncertainty=True)
+    @property
+    def error_head_inputs(self) -> int:
+        """The error head reads the heatmap spreads (`_spread`): 3L features."""
+        return 3 * self.spec.num_points
 
     def forward_with_error(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[N, 3, S, S] 0..255 crops -> (points [N, L, 2] in the output unit, log expected error
         in crop pixels [N, L], float32). Needs the error head."""
-        if getattr(self, "error_head", None) is None:
-            raise ValueError(f"{self.spec.arch}: this model has no error head (spec.uncertainty is False)")
+        self._require_error_head()
         prob = self.distributions(self.forward_features(x))
         with torch.autocast(prob.device.type, enabled=False):
             log_error = self.error_head(self._spread(prob.detach()))
         return self._expectation(prob, self.grid), log_error
 
-    @torch.no_grad()
     def set_mean_shape(self, points_px: np.ndarray | torch.Tensor, weight_scale: float = 1e-3) -> None:
         """No-op: the readout needs no mean-shape start (each map finds its point where it is)."""
 

@@ -89,24 +89,32 @@ class LandmarkRegressor(nn.Module):
             return self.forward_with_error(x)
         return self.forward_head(self.forward_features(x))
 
+    @property
+    def error_head_inputs(self) -> int:
+        """Size of the features the error head reads: the output layer's input here."""
+        return self.output_layer.in_features
+
     def attach_error_head(self, hidden: int = 256) -> None:
-        """Add the per-point error head (a small MLP, features -> L log-errors) if absent, and
-        mark the spec ``uncertainty=True``. Its output starts at log(2 px) for every point."""
+        """Add the per-point error head (a small MLP, [N, `error_head_inputs`] -> [N, L]
+        log-errors) if absent, and mark the spec ``uncertainty=True``. Its output starts at
+        log(2 px) for every point."""
         if getattr(self, "error_head", None) is not None:
             return
-        features = self.output_layer.in_features
-        self.error_head = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True),
+        self.error_head = nn.Sequential(nn.Linear(self.error_head_inputs, hidden), nn.ReLU(inplace=True),
                                         nn.Linear(hidden, self.spec.num_points))
         nn.init.zeros_(self.error_head[-1].weight)
         nn.init.constant_(self.error_head[-1].bias, math.log(2.0))
-        self.error_head.to(self.output_layer.weight.device)
+        self.error_head.to(next(self.parameters()).device)
         self.spec = replace(self.spec, uncertainty=True)
+
+    def _require_error_head(self) -> None:
+        if getattr(self, "error_head", None) is None:
+            raise ValueError(f"{self.spec.arch}: this model has no error head (spec.uncertainty is False)")
 
     def forward_with_error(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[N, 3, S, S] 0..255 crops -> (points [N, L, 2] in the output unit, log of each point's
         expected error in crop pixels [N, L], float32). Needs the error head."""
-        if getattr(self, "error_head", None) is None:
-            raise ValueError(f"{self.spec.arch}: this model has no error head (spec.uncertainty is False)")
+        self._require_error_head()
         hidden = self.head[:-1](self.forward_features(x))
         points = self._points(hidden)
         with torch.autocast(hidden.device.type, enabled=False):
