@@ -84,9 +84,9 @@ def train(name: str, config: str, out: Path, overrides: list[str], *, dry_run: b
 
 
 def train_stage2(stage1: Path, cache: Path, residuals: Path, out: Path, overrides: list[str], *,
-                 dry_run: bool = False, nproc: int = 1) -> list[str]:
-    """Measure stage 1's residuals in the aligned frame (to ``residuals``), then train the CNN-7
-    stage 2 (configs/300w-cnn7-stage2.yaml) into ``out`` with that crop jitter and ``overrides``.
+                 config: str = "configs/300w-cnn7-stage2.yaml", dry_run: bool = False, nproc: int = 1) -> list[str]:
+    """Measure stage 1's residuals in the aligned frame (to ``residuals``), then train stage 2
+    (``config``: the paper's CNN-7 by default) into ``out`` with that crop jitter and ``overrides``.
     Returns the jitter as ``key=value`` overrides, for further stage-2 training (a dry run that
     has no residuals yet returns `JITTER_PLACEHOLDER`)."""
     step("stage 1 residuals", residuals, ["cascade", "residuals", "--model", str(stage1 / "best.pt"),
@@ -96,6 +96,6 @@ def train_stage2(stage1: Path, cache: Path, residuals: Path, out: Path, override
     else:
         jitter = json.loads(residuals.read_text())["training_jitter"]["stage2_overrides"]
         jitter_overrides = [f"{k}={v}" for k, v in jitter.items()]
-    train("stage 2", "configs/300w-cnn7-stage2.yaml", out, [f"data={cache}", *overrides, *jitter_overrides],
+    train("stage 2", config, out, [f"data={cache}", *overrides, *jitter_overrides],
           dry_run=dry_run, nproc=nproc)
     return jitter_overrides

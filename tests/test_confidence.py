@@ -292,6 +292,26 @@ def test_calibrate_cli_matches_the_observed_errors(uncertain_cascade: Path, synt
     assert again["scale"] == pytest.approx(1.0, rel=1e-3)  # calibrated: mean(observed / expected) = 1
 
 
+def test_calibrate_against_a_twin_takes_the_twins_errors(uncertain_cascade: Path, synthetic_cache: Path,
+                                                         tmp_path: Path) -> None:
+    import json
+
+    from wingface.cli.main import main
+
+    def calibrate(name: str, *twin: str) -> dict:
+        out = tmp_path / f"{name}.json"
+        assert main(["cascade", "calibrate", str(uncertain_cascade), "--data", str(synthetic_cache), *twin,
+                     "--out", str(tmp_path / f"{name}.pt"), "--json", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    own = calibrate("own")
+    assert calibrate("same", "--twin", str(uncertain_cascade)) == own  # a twin that is the model itself
+    other = save_cascade(tmp_path / "other.pt", random_cascade(seed=1, weight_scale=0.2))
+    twin = calibrate("twin", "--twin", str(other))
+    assert twin["observed_px"] != pytest.approx(own["observed_px"])  # the twin's errors stand in
+    assert twin["predicted_px"] == pytest.approx(own["predicted_px"])  # the model's own expectations
+
+
 def test_evaluate_reports_and_plots_the_confidence(uncertain_cascade: Path, synthetic_300w: Path, tmp_path: Path,
                                                    capsys) -> None:
     import json

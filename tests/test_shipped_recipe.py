@@ -1,5 +1,5 @@
-"""The shipped recipe's commands (benchmarks/shipped_model.py --dry-run): the CPU recipe as it
-always was, and the GPU one (bf16, large batches, linearly scaled learning rates, torchrun).
+"""The shipped recipe's commands (benchmarks/shipped_model.py --dry-run): the CPU recipe, and
+the GPU one (bf16, large batches, linearly scaled learning rates, torchrun).
 
 Nothing trains here: a dry run prints the commands and runs none.
 """
@@ -48,13 +48,16 @@ def _dry_run(*args: str) -> tuple[dict[str, str], str]:
 def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_path: Path) -> None:
     work, data = tmp_path / "work", tmp_path / "no-dataset-here"
     commands, out = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--data", str(data), "--work", str(work))
-    assert list(commands) == ["stage 1", "stage 1 residuals", "stage 2", "stage 2 refinement", "stage 1 full circle",
-                              "orientation rotated boxes", "error head", "cascade", "calibrate"]
+    assert list(commands) == ["stage 1", "stage 1 residuals", "stage 2", "stage 2 refinement",
+                              "stage 2 refinement, every face", "stage 1 full circle", "orientation rotated boxes",
+                              "error head", "twin cascade", "cascade", "calibrate"]
     gpu = "device=cuda precision=bf16 checkpoint_minutes=1"
     # CPU recipe: batch 64, lr 2e-3 (stages 1 and 2), batch 16, lr 1e-3 (refinement); lr scales with the batch.
     assert f"data={tiny_cache} {gpu} batch_size=256 optim.lr=0.008 --no-progress" in commands["stage 1"]
     assert f"data={tiny_cache} {gpu} batch_size=128 optim.lr=0.004 {JITTER}" in commands["stage 2"]
     assert f"epochs=80 {gpu} batch_size=128 optim.lr=0.008 {JITTER}" in commands["stage 2 refinement"]
+    assert f"epochs=80 val_fraction=0 {gpu} batch_size=128 optim.lr=0.008 {JITTER}" in commands[
+        "stage 2 refinement, every face"]
     assert "batch_size=16" not in commands["stage 2 refinement"]
     assert f"epochs=120 {gpu} batch_size=256 optim.lr=0.008" in commands["stage 1 full circle"]
     # The rotated-box epochs: batch 64, lr 1e-3 -> 256, 4e-3.
@@ -71,44 +74,48 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
 def test_cuda_recipe_under_torchrun(tiny_cache: Path, tmp_path: Path) -> None:
     commands, _ = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--nproc", "4", "--work", str(tmp_path))
     torchrun = "torchrun --standalone --nproc-per-node=4 -m wingface.cli.main train "
-    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 1 full circle", "orientation rotated boxes",
-                 "error head"):
+    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 2 refinement, every face", "stage 1 full circle",
+                 "orientation rotated boxes", "error head"):
         assert commands[name].startswith(torchrun), commands[name]
         assert "device=cuda" in commands[name]
     assert commands["stage 1 residuals"].startswith("wingface cascade residuals ")
     assert commands["cascade"].startswith("wingface cascade build ")
 
 
-def test_cpu_recipe_is_unchanged(tmp_path: Path) -> None:
+def test_cpu_recipe(tmp_path: Path) -> None:
     data, w = tmp_path / "300w", tmp_path / "work"
     data.mkdir()
     commands, _ = _dry_run("--device", "cpu", "--data", str(data), "--work", str(w))
-    cache, model = w / "cache-300w-train", w / "wingface-300w-cnn6-cnn7.pt"
+    cache, model = w / "cache-300w-train", w / "wingface-300w.pt"
+    stage2, refine = "configs/300w-integral-stage2.yaml", "epochs=80 batch_size=16 optim.lr=1e-3"
     common = f"--data {data} --split 300w-common"
     assert commands == {
         "prepare": f"wingface prepare {data} --split 300w-train --out {cache}",
         "stage 1": f"wingface train configs/300w-cnn6.yaml out={w}/stage1-cnn6 data={cache} --no-progress",
         "stage 1 residuals": f"wingface cascade residuals --model {w}/stage1-cnn6/best.pt --data {cache} "
                              f"--json {w}/results/stage1_residuals.json",
-        "stage 2": f"wingface train configs/300w-cnn7-stage2.yaml out={w}/stage2-cnn7 data={cache} {JITTER} "
-                   "--no-progress",
-        "stage 2 refinement": f"wingface train configs/300w-cnn7-stage2.yaml out={w}/stage2-cnn7-refined "
-                              f"data={cache} model.init={w}/stage2-cnn7/best.pt epochs=80 batch_size=16 "
-                              f"optim.lr=1e-3 {JITTER} --no-progress",
+        "stage 2": f"wingface train {stage2} out={w}/stage2-integral data={cache} {JITTER} --no-progress",
+        "stage 2 refinement": f"wingface train {stage2} out={w}/stage2-integral-refined data={cache} "
+                              f"model.init={w}/stage2-integral/best.pt {refine} {JITTER} --no-progress",
+        "stage 2 refinement, every face": f"wingface train {stage2} out={w}/stage2-integral-refined-every-face "
+                                          f"data={cache} model.init={w}/stage2-integral/best.pt {refine} "
+                                          f"val_fraction=0 {JITTER} --no-progress",
         "stage 1 full circle": f"wingface train configs/300w-cnn6.yaml out={w}/stage1-cnn6-full-circle data={cache} "
                                f"model.init={w}/stage1-cnn6/best.pt augment.rotation_deg=180 epochs=120 --no-progress",
         "orientation rotated boxes": f"wingface train configs/300w-cnn6.yaml out={w}/orientation-rotated-box "
                                      f"data={cache} model.init={w}/stage1-cnn6-full-circle/best.pt "
                                      "augment.rotation_deg=180 augment.rotated_box=true epochs=60 optim.lr=1e-3 "
                                      "--no-progress",
-        "error head": f"wingface train configs/300w-cnn7-stage2.yaml out={w}/stage2-error-head data={cache} "
-                      f"model.init={w}/stage2-cnn7-refined/best.pt model.uncertainty=true model.freeze_points=true "
-                      "epochs=8 batch_size=32 optim.lr=1e-3 optim.weight_decay=0 augment.rotation_deg=45 "
-                      "augment.shift=0.15 augment.scale=0.3 --no-progress",
+        "error head": f"wingface train {stage2} out={w}/stage2-error-head data={cache} "
+                      f"model.init={w}/stage2-integral-refined-every-face/best.pt val_fraction=0 "
+                      "model.uncertainty=true model.freeze_points=true epochs=8 batch_size=32 optim.lr=1e-3 "
+                      "optim.weight_decay=0 augment.rotation_deg=45 augment.shift=0.15 augment.scale=0.3 --no-progress",
+        "twin cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
+                        f"{w}/stage2-integral-refined/best.pt --out {w}/cascade-twin.pt",
         "cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
                    f"{w}/stage2-error-head/best.pt --out {w}/cascade-uncalibrated.pt",
-        "calibrate": f"wingface cascade calibrate {w}/cascade-uncalibrated.pt --data {cache} --half --out {model} "
-                     f"--json {w}/results/error_calibration.json",
+        "calibrate": f"wingface cascade calibrate {w}/cascade-uncalibrated.pt --data {cache} --twin "
+                     f"{w}/cascade-twin.pt --half --out {model} --json {w}/results/error_calibration.json",
         "evaluate gt": f"wingface evaluate --model {model} {common} --json {w}/results/common_gt.json",
         "evaluate detector": f"wingface evaluate --model {model} {common} --boxes detector "
                              f"--json {w}/results/common_detector.json",

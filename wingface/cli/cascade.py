@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--data", required=True, help="training cache (wingface prepare) the stages were trained on")
     c.add_argument("--val-fraction", type=float, default=0.1, help="as in training (default 0.1)")
     c.add_argument("--split-seed", type=int, default=0, help="as in training (default 0)")
+    c.add_argument("--twin", help="cascade of the same recipe trained without the validation faces, for a "
+                                  "model fit on every face: its errors there stand in for the model's own")
     c.add_argument("--out", required=True, type=Path, help="calibrated cascade file to write")
     c.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     c.add_argument("--json", type=Path, help="write the measurement here")
@@ -98,11 +100,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     _, val = split_train_val(len(cache), args.val_fraction, args.split_seed)
     if not len(val):
         raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation faces to calibrate on")
-    cascade = Cascade([Stage(m.spec, TorchBackend(m)) for m in models])
-    result = error_scale(cascade, [cache.images[i] for i in val], [cache.points[i] for i in val])
+    def cascade_of(stage_models: list) -> Cascade:
+        return Cascade([Stage(m.spec, TorchBackend(m)) for m in stage_models])
+
+    twin = None if args.twin is None else cascade_of([m.model for m in load_stages(args.twin, expect_scheme=cache.scheme)])
+    result = error_scale(cascade_of(models), [cache.images[i] for i in val], [cache.points[i] for i in val], twin=twin)
     rescale_error_head(models[-1], result["scale"])
-    save_cascade(args.out, models, extra={"calibrated_from": str(args.model), "error_calibration": result},
-                 half=args.half)
+    extra = {"calibrated_from": str(args.model), "error_calibration": result, "twin": args.twin}
+    save_cascade(args.out, models, extra=extra, half=args.half)
     print(f"error head scale {result['scale']:.4f} on {result['faces']} validation faces "
           f"(expected {result['predicted_px']:.2f} px, observed {result['observed_px']:.2f} px); wrote {args.out}")
     if args.json:

@@ -9,7 +9,9 @@ disagreement ``g`` (`wingface.inference.cascade.with_disagreement`), so ``k`` is
 of ``b`` that makes that blend's ``mean(d / ((1 - s) * k * b + s * g)) = 1`` (the same
 ``k`` when s = 0). It is measured through the whole cascade on faces the model was not
 trained on (the training run's validation split) and folded into the head's last bias, so
-the model file stays a plain checkpoint.
+the model file stays a plain checkpoint. A final model fit on every face has no such faces:
+its twin, trained by the same recipe without the validation split, errs on them as a model
+of that recipe errs on unseen faces, and its errors stand in for the observed ones.
 """
 
 from __future__ import annotations
@@ -26,20 +28,24 @@ from ..inference.cascade import Cascade, blend_errors, disagreement
 from ..models import LandmarkRegressor
 
 
-def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray]) -> dict[str, float]:
+def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
+                twin: Cascade | None = None) -> dict[str, float]:
     """``{"scale": k, "faces": N, "predicted_px": mean b, "observed_px": mean d}`` for the
     cascade's last stage, run from the ground-truth landmark box of each face.
 
     Args:
         images: RGB uint8 [H, W, 3] per face.
         points: the true landmarks [L, 2] (image pixels) per face.
+        twin: a cascade of the same recipe that was not trained on these faces; when given,
+            its errors are the observed ones (``cascade`` was trained on them).
     """
     squares = [squares_from_points(np.asarray(p)[None], margin=0.0) for p in points]  # the landmark boxes
     finals, box_points = cascade.readings(list(images), squares)
     if finals[0].shape[-1] < 3:
         raise ValueError("the cascade's last stage has no error head: nothing to calibrate")
     out = np.concatenate(finals)
-    observed = np.linalg.norm(out[..., :2] - np.stack(points), axis=-1)
+    reading = out if twin is None else np.concatenate(twin.readings(list(images), squares)[0])
+    observed = np.linalg.norm(reading[..., :2] - np.stack(points), axis=-1)
     predicted = out[..., 2]
     scale = float(np.mean(observed / predicted)) if box_points is None else \
         blend_scale(observed, predicted, disagreement(out, np.concatenate(box_points)))
