@@ -238,7 +238,7 @@ def nine_points(out: Path, records, box_fit: DlibBoxFit) -> dict | None:
     from wingface.inference.landmarker import Landmarker
 
     runs = {}
-    for name, label, make in [("wingface", "wingface CNN-6/7", lambda: Landmarker(precision="fp32")), ("dlib", "dlib", lambda: DlibLandmarker(box_fit))]:
+    for name, label, make in [("wingface", "wingface", lambda: Landmarker(precision="fp32")), ("dlib", "dlib", lambda: DlibLandmarker(box_fit))]:
         for boxes, what in [("gt", "gt box"), ("detector", "bundled detector" if name == "wingface" else "dlib detector")]:
             path = out / f"{name}_points_{boxes}.json"
             result = cached(path, lambda: point_predictions(make(), records, boxes, points, f"{label}, {what}"))
@@ -289,7 +289,7 @@ def speed_lines(dlib_timing: dict, mediapipe_timing: dict | None) -> list[str]:
     if bench.exists():
         b = json.loads(bench.read_text())
         if "end_to_end_ms_640x480" in b:
-            lines.append(f"| wingface CNN-6/7 | {b['end_to_end_ms_640x480']} | per 640x480 image, bundled detector + "
+            lines.append(f"| wingface | {b['end_to_end_ms_640x480']} | per 640x480 image, bundled detector + "
                          f"the default path (int8), one core (bench_predict.json; MediaPipe in the same run: "
                          f"{(b.get('mediapipe') or {}).get('ms_per_640x480_image', 'not measured')}) |")
     return lines
@@ -361,8 +361,8 @@ def main() -> None:
     shipped = RESULTS / "shipped"
     reports = {"mean shape, gt box": json.loads((RESULTS / "mean_shape_common.json").read_text()),
                "dlib, gt box": dlib_gt, "dlib, dlib detector": dlib_e2e,
-               "wingface CNN-6/7, gt box": json.loads((shipped / "common_gt.json").read_text()),
-               "wingface CNN-6/7, bundled detector": json.loads((shipped / "common_detector.json").read_text())}
+               "wingface, gt box": json.loads((shipped / "common_gt.json").read_text()),
+               "wingface, bundled detector": json.loads((shipped / "common_detector.json").read_text())}
     summarise(args.out, reports, timing, fit, nine_points(args.out, common, box_fit))
 
 

@@ -305,7 +305,8 @@ def test_calibrate_against_a_twin_takes_the_twins_errors(uncertain_cascade: Path
         return json.loads(out.read_text())
 
     own = calibrate("own")
-    assert calibrate("same", "--twin", str(uncertain_cascade)) == own  # a twin that is the model itself
+    assert own["twin"] is None
+    assert calibrate("same", "--twin", str(uncertain_cascade)) == {**own, "twin": str(uncertain_cascade)}
     other = save_cascade(tmp_path / "other.pt", random_cascade(seed=1, weight_scale=0.2))
     twin = calibrate("twin", "--twin", str(other))
     assert twin["observed_px"] != pytest.approx(own["observed_px"])  # the twin's errors stand in

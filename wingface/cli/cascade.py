@@ -106,7 +106,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     twin = None if args.twin is None else cascade_of([m.model for m in load_stages(args.twin, expect_scheme=cache.scheme)])
     result = error_scale(cascade_of(models), [cache.images[i] for i in val], [cache.points[i] for i in val], twin=twin)
     rescale_error_head(models[-1], result["scale"])
-    extra = {"calibrated_from": str(args.model), "error_calibration": result, "twin": args.twin}
+    result["twin"] = args.twin
+    extra = {"calibrated_from": str(args.model), "error_calibration": result}
     save_cascade(args.out, models, extra=extra, half=args.half)
     print(f"error head scale {result['scale']:.4f} on {result['faces']} validation faces "
           f"(expected {result['predicted_px']:.2f} px, observed {result['observed_px']:.2f} px); wrote {args.out}")

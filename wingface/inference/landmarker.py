@@ -24,8 +24,8 @@ from .stages import Stage, mirror_averaged
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "wingface-300w-cnn6-cnn7.pt"
-DEFAULT_INT8_EXPORT = "wingface-300w-cnn6-cnn7-int8"  # the same cascade, `wingface export --quantize int8`
+DEFAULT_MODEL = "wingface-300w.pt"
+DEFAULT_INT8_EXPORT = "wingface-300w-int8"  # the same cascade, `wingface export --quantize int8`
 # What precision="auto" runs for the shipped model: the fastest path whose 300w-common NME
 # is within 1% of fp32 (docs/MODEL_CARD.md, "Precision").
 SHIPPED_AUTO_PRECISION = "int8"
