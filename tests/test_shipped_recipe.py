@@ -63,7 +63,7 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     # The rotated-box epochs: batch 64, lr 1e-3 -> 256, 4e-3.
     assert f"augment.rotated_box=true epochs=60 {gpu} batch_size=256 optim.lr=0.004" in commands["orientation rotated boxes"]
     # The error head's CPU recipe: batch 32, lr 1e-3.
-    assert f"augment.scale=0.3 {gpu} batch_size=128 optim.lr=0.004" in commands["error head"]
+    assert f"augment.scale=0.15 {gpu} batch_size=128 optim.lr=0.004" in commands["error head"]
     assert commands["stage 1"].startswith(f"wingface train configs/300w-cnn6.yaml out={work / 'stage1-cnn6'} ")
     assert f"--data {tiny_cache}" in commands["stage 1 residuals"]
     assert f"training on the cache {tiny_cache}" in out
@@ -109,7 +109,7 @@ def test_cpu_recipe(tmp_path: Path) -> None:
         "error head": f"wingface train {stage2} out={w}/stage2-error-head data={cache} "
                       f"model.init={w}/stage2-integral-refined-every-face/best.pt val_fraction=0 "
                       "model.uncertainty=true model.freeze_points=true epochs=8 batch_size=32 optim.lr=1e-3 "
-                      "optim.weight_decay=0 augment.rotation_deg=45 augment.shift=0.15 augment.scale=0.3 --no-progress",
+                      "optim.weight_decay=0 augment.rotation_deg=20 augment.shift=0.08 augment.scale=0.15 --no-progress",
         "twin cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
                         f"{w}/stage2-integral-refined/best.pt --out {w}/cascade-twin.pt",
         "cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
