@@ -122,19 +122,20 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
     calibrated cascade file (returned)."""
     flags = {"dry_run": args.dry_run, "nproc": args.nproc}
 
+    def device(stage: str, config: str, cpu_overrides: list[str]) -> list[str]:
+        return [] if args.device == "cpu" else gpu_overrides(config, cpu_overrides, GPU_BATCH[stage])
+
     def run(stage: str, config: str, out: Path, init: Path | None, cpu_overrides: list[str],
             jitter: tuple[str, ...] = ()) -> None:
-        gpu = [] if args.device == "cpu" else gpu_overrides(config, cpu_overrides, GPU_BATCH[stage])
         init_override = [] if init is None else [f"model.init={init / 'best.pt'}"]
-        train(stage, config, out, [f"data={cache}", *init_override, *replace_overrides(cpu_overrides, gpu), *jitter],
-              **flags)
+        overrides = replace_overrides(cpu_overrides, device(stage, config, cpu_overrides))
+        train(stage, config, out, [f"data={cache}", *init_override, *overrides, *jitter], **flags)
 
     stage1, stage2 = work / "stage1-cnn6", work / "stage2-integral"
     twin, refined = work / "stage2-integral-refined", work / "stage2-integral-refined-every-face"
     run("stage 1", "configs/300w-cnn6.yaml", stage1, None, [])
-    gpu2 = [] if args.device == "cpu" else gpu_overrides(STAGE2_CONFIG, [], GPU_BATCH["stage 2"])
-    jitter = train_stage2(stage1, cache, results / "stage1_residuals.json", stage2, gpu2, config=STAGE2_CONFIG,
-                          **flags)
+    jitter = train_stage2(stage1, cache, results / "stage1_residuals.json", stage2,
+                          device("stage 2", STAGE2_CONFIG, []), config=STAGE2_CONFIG, **flags)
     run("stage 2 refinement", STAGE2_CONFIG, twin, stage2, STAGE2_REFINEMENT, tuple(jitter))
     run("stage 2 refinement, every face", STAGE2_CONFIG, refined, stage2, [*STAGE2_REFINEMENT, *EVERY_FACE],
         tuple(jitter))
@@ -157,7 +158,7 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
 
 
 def evaluate(args: argparse.Namespace, cascade: Path, stage1: Path, results: Path) -> None:
-    """Step 7 on 300w-common; skipped, saying why, when --cache was given and the dataset is absent."""
+    """Step 10 on 300w-common; skipped, saying why, when --cache was given and the dataset is absent."""
     if not args.have_data:
         print(f"[skip] evaluate: dataset folder {args.data} not found (training used --cache); rerun with --data "
               "where the dataset is, and the finished training steps are skipped", flush=True)

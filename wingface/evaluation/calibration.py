@@ -24,14 +24,16 @@ import torch
 from scipy.optimize import brentq
 
 from ..geometry import squares_from_points
-from ..inference.cascade import Cascade, blend_errors, disagreement
+from ..inference.cascade import DISAGREEMENT_SHARE, Cascade, blend_errors, disagreement
 from ..models import LandmarkRegressor
 
 
-def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
-                twin: Cascade | None = None) -> dict[str, float]:
-    """``{"scale": k, "faces": N, "predicted_px": mean b, "observed_px": mean d}`` for the
-    cascade's last stage, run from the ground-truth landmark box of each face.
+def error_readings(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
+                   twin: Cascade | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """What calibration compares, for the cascade run from the ground-truth landmark box of
+    each face: (its last stage's outputs [N, L, 3] (x, y, expected error; image pixels), the
+    observed errors [N, L] (pixels), the stages' disagreement [N, L] (pixels; None when no
+    box stage ran before the last)).
 
     Args:
         images: RGB uint8 [H, W, 3] per face.
@@ -46,19 +48,28 @@ def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence
     out = np.concatenate(finals)
     reading = out if twin is None else np.concatenate(twin.readings(list(images), squares)[0])
     observed = np.linalg.norm(reading[..., :2] - np.stack(points), axis=-1)
+    spread = None if box_points is None else disagreement(out, np.concatenate(box_points))
+    return out, observed, spread
+
+
+def error_scale(cascade: Cascade, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
+                twin: Cascade | None = None) -> dict[str, float]:
+    """``{"scale": k, "faces": N, "predicted_px": mean b, "observed_px": mean d}`` for the
+    cascade's last stage, from `error_readings` (same arguments)."""
+    out, observed, spread = error_readings(cascade, images, points, twin)
     predicted = out[..., 2]
-    scale = float(np.mean(observed / predicted)) if box_points is None else \
-        blend_scale(observed, predicted, disagreement(out, np.concatenate(box_points)))
+    scale = float(np.mean(observed / predicted)) if spread is None else blend_scale(observed, predicted, spread)
     return {"scale": scale, "faces": len(out),
             "predicted_px": float(predicted.mean()), "observed_px": float(observed.mean())}
 
 
-def blend_scale(observed: np.ndarray, predicted: np.ndarray, spread: np.ndarray) -> float:
-    """k with ``mean(observed / blend_errors(k * predicted, spread)) = 1`` (all arrays [...]
-    in pixels; `wingface.inference.cascade.blend_errors`)."""
+def blend_scale(observed: np.ndarray, predicted: np.ndarray, spread: np.ndarray,
+                share: float = DISAGREEMENT_SHARE) -> float:
+    """k with ``mean(observed / blend_errors(k * predicted, spread, share)) = 1`` (all arrays
+    [...] in pixels; `wingface.inference.cascade.blend_errors`)."""
 
     def excess(k: float) -> float:
-        return float(np.mean(observed / blend_errors(k * predicted, spread))) - 1.0
+        return float(np.mean(observed / blend_errors(k * predicted, spread, share))) - 1.0
 
     low, high = 1e-6, 1e6
     if excess(low) <= 0.0:

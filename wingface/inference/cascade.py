@@ -78,9 +78,9 @@ def with_disagreement(final: np.ndarray, box_points: np.ndarray | None) -> np.nd
     return out
 
 
-def blend_errors(expected: np.ndarray, distance: np.ndarray) -> np.ndarray:
+def blend_errors(expected: np.ndarray, distance: np.ndarray, share: float = DISAGREEMENT_SHARE) -> np.ndarray:
     """``(1 - share) * expected + share * distance`` (pixels, any shape; `DISAGREEMENT_SHARE`)."""
-    return (1.0 - DISAGREEMENT_SHARE) * expected + DISAGREEMENT_SHARE * distance
+    return (1.0 - share) * expected + share * distance
 
 
 def disagreement(final: np.ndarray, box_points: np.ndarray) -> np.ndarray:
