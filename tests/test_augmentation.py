@@ -247,3 +247,17 @@ def test_bad_inputs_raise() -> None:
         augment(torch.zeros(2, 32, 32, 3, dtype=torch.uint8), torch.zeros(2, 5, 2))
     with pytest.raises(ValueError, match="out_size"):
         BatchAugmenter(AugmentConfig(), get_scheme("300w-68"), 0)
+
+
+def test_centred_alignment_squares_keep_angle_and_side_and_centre_the_box() -> None:
+    reference = grid_points(8, 9, 18.0, count=68) / 4.0
+    points = apply_affine(rotation_about(np.zeros(2), np.array([0.5]), np.array([2.0])), reference)
+    points[:, :10, 0] += 30.0  # a shape the reference fits off centre (a turned head's far contour)
+    plain = squares_from_alignment(points, reference, margin=0.25)
+    centred = squares_from_alignment(points, reference, margin=0.25, centred=True)
+    np.testing.assert_allclose(centred.side, plain.side)
+    np.testing.assert_allclose(centred.angle, plain.angle)
+    crop = apply_affine(square_matrix(centred.center, centred.side, 64, centred.angle), points)
+    lo, hi = crop.min(axis=1), crop.max(axis=1)
+    np.testing.assert_allclose((lo + hi) / 2, [[31.5, 31.5]], atol=1e-6)  # the box sits mid-crop
+    assert not np.allclose(centred.center, plain.center)

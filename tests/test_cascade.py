@@ -12,6 +12,7 @@ from wingface.data.synthetic import synthetic_shape
 from wingface.geometry import angle_difference, apply_affine, rotation_about
 from wingface.inference.cascade import DISAGREEMENT_SHARE, Cascade, eye_line_roll, with_disagreement
 from wingface.inference.stages import Stage
+from wingface.inference.torch_backend import TorchBackend
 from wingface.schemes import get_scheme
 
 SCHEME = get_scheme("300w-68")
@@ -28,7 +29,7 @@ class _ReadsWithin(Stage):
         self.truth, self.reach, self.faces = truth, reach, 0
         self.shape = synthetic_shape(SCHEME, np.random.default_rng(0)) * 40 + CENTRE
 
-    def run(self, images, squares):
+    def run(self, images, squares, shared=None):
         out = []
         for sq in squares:
             self.faces += len(sq.angle)
@@ -74,9 +75,9 @@ def test_without_an_orientation_stage_a_face_beyond_reach_stays_unread() -> None
 class _Records(_ReadsWithin):
     """`_ReadsWithin` that keeps the squares it was given."""
 
-    def run(self, images, squares):
+    def run(self, images, squares, shared=None):
         self.given = list(squares)
-        return super().run(images, squares)
+        return super().run(images, squares, shared)
 
 
 @pytest.mark.parametrize("seen, turned", [(183.0, 180.0), (-96.0, -90.0), (130.0, 130.0)])
@@ -108,3 +109,17 @@ def test_the_error_column_blends_the_head_with_the_stages_disagreement() -> None
     np.testing.assert_array_equal(blended[..., :2], final[..., :2])
     assert with_disagreement(final, None) is final  # no box stage before it: the head's own figure
     assert with_disagreement(final[..., :2], box).shape == (1, 3, 2)  # no error head: nothing to blend
+
+
+def test_an_upright_face_is_cropped_once_for_the_orientation_stage_and_stage_1() -> None:
+    """The orientation stage and stage 1 share a crop contract: a face the first leaves
+    unturned reaches the second in the crop already taken."""
+    stages = [Stage(s.spec, TorchBackend(s)) for s in random_cascade(seed=0)]
+    orient = Stage(stages[0].spec, stages[0].backend)
+    calls = []
+    for stage in (orient, stages[0]):
+        crops = stage.crops
+        stage.crops = lambda image, squares, crops=crops: calls.append(1) or crops(image, squares)
+    Cascade([orient, *stages], derotate_deg=None).run([np.zeros((200, 200, 3), np.uint8)],
+                                                      [Squares(CENTRE[None], np.array([90.0]), np.zeros(1))])
+    assert len(calls) == 1

@@ -340,3 +340,15 @@ def test_model_width_scales_the_channels_and_the_checkpoint_keeps_it(cache: Path
     wide, base = (load_checkpoint(tmp_path / name / "best.pt", expect_scheme=SCHEME).model for name in ("wide", "base"))
     assert wide.spec.arch_kwargs == {"width": 1.5} and base.spec.arch_kwargs == {}
     assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in base.parameters())
+
+
+def test_an_aligned_checkpoint_is_fine_tuned_into_the_centred_frame(cache: Path, tmp_path: Path,
+                                                                     no_plots: None) -> None:
+    Trainer(_config(cache, tmp_path / "aligned", "model.crop=aligned", "epochs=1", "max_steps=1"), progress=False).fit()
+    first = tmp_path / "aligned" / "best.pt"
+    Trainer(_config(cache, tmp_path / "centred", "model.crop=aligned-centred", f"model.init={first}", "epochs=1",
+                    "max_steps=1"), progress=False).fit()
+    aligned, centred = (load_checkpoint(tmp_path / name / "best.pt", expect_scheme=SCHEME).model.spec
+                        for name in ("aligned", "centred"))
+    assert aligned.crop == "aligned" and centred.crop == "aligned-centred"
+    assert centred.reference == aligned.reference  # the same mean shape, another centre

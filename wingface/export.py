@@ -39,6 +39,7 @@ from .geometry import square_matrix, warp_image
 from .lookup import lookup
 from .models import LandmarkRegressor, ModelSpec
 from .models import load_stages as load_models
+from .spec import ALIGNED_CROPS
 
 __all__ = ["FORMAT", "MANIFEST", "QUANTIZE_MODES", "SPEC_METADATA_KEY", "VERSION", "PixelOutput",
            "calibration_crops", "export_onnx", "export_stage"]
@@ -121,9 +122,10 @@ def calibration_crops(spec: ModelSpec, count: int = 64, seed: int = 0) -> np.nda
     known = spec.scheme.name in supported_schemes()
     faces = synthetic_faces(count, spec.scheme if known else "300w-68", image_size=160, seed=seed)
     points = np.stack([f.points for f in faces]).astype(np.float64)
-    if spec.crop == "aligned" and known:
+    if spec.crop in ALIGNED_CROPS and known:
         noise = np.random.default_rng(seed).normal(0.0, 1.0, points.shape)
-        squares = squares_from_alignment(points + noise, np.asarray(spec.reference), spec.box_margin)
+        squares = squares_from_alignment(points + noise, np.asarray(spec.reference), spec.box_margin,
+                                         centred=spec.crop == "aligned-centred")
     else:
         squares = squares_from_points(points, spec.box_margin)
     matrices = square_matrix(squares.center, squares.side, spec.input_size, squares.angle)

@@ -19,6 +19,11 @@ __all__ = ["ModelSpec"]
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 
 
+# How a stage crops the face (`ModelSpec.crop`); the aligned modes follow earlier points.
+ALIGNED_CROPS = ("aligned", "aligned-centred")
+CROP_MODES = ("box", *ALIGNED_CROPS)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A landmark regressor's contract.
@@ -33,9 +38,11 @@ class ModelSpec:
         pixel_mean: per-channel RGB mean in 0..255 units, subtracted inside the model.
         pixel_std: per-channel RGB std in 0..255 units, divided out inside the model.
         arch_kwargs: plain-data keyword arguments of the architecture builder (e.g. ``width``).
-        crop: how the face is cropped: ``"box"`` (the square of a face box, stage 1) or
-            ``"aligned"`` (the frame of a similarity fit of earlier points to ``reference``).
-        reference: for ``aligned`` crops, the mean shape [L, 2] (any frame) that the
+        crop: how the face is cropped: ``"box"`` (the square of a face box, stage 1),
+            ``"aligned"`` (the frame of a similarity fit of earlier points to ``reference``)
+            or ``"aligned-centred"`` (that frame's rotation and scale, centred on the earlier
+            points' own box, so a turned head's far contour stays inside the crop).
+        reference: for the aligned crops, the mean shape [L, 2] (any frame) that the
             previous points are aligned to; its box square with ``box_margin`` is the crop.
         uncertainty: the network also predicts each point's expected error (crop pixels;
             see `LandmarkRegressor.predict_with_error`), the source of landmark confidence.
@@ -74,11 +81,11 @@ class ModelSpec:
         object.__setattr__(self, "reference", self._checked_reference())
 
     def _checked_reference(self) -> tuple[tuple[float, float], ...] | None:
-        if self.crop not in ("box", "aligned"):
-            raise ValueError(f"crop must be 'box' or 'aligned', got {self.crop!r}")
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, got {self.crop!r}")
         if self.reference is None:
-            if self.crop == "aligned":
-                raise ValueError("an 'aligned' crop needs a reference shape")
+            if self.crop in ALIGNED_CROPS:
+                raise ValueError(f"an {self.crop!r} crop needs a reference shape")
             return None
         try:
             ref = tuple((float(x), float(y)) for x, y in self.reference)

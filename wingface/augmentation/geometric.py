@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..geometry import (Squares, apply_affine, box_from_points, box_size, compose_affine, invert_affine,
-                        rotation_about, square_matrix)
+                        linear_determinant, rotation_about, square_matrix)
 
 __all__ = ["jitter_squares", "output_matrices", "rotated_box_growth", "transform_points", "warp_batch"]
 
@@ -99,7 +99,7 @@ def warp_batch(images: torch.Tensor, matrices: np.ndarray, out_size: int) -> tor
     source = images.permute(0, 3, 1, 2)  # a channels-last view: no copy
     if source.device.type != "cpu":
         source = source.float()  # uint8 antialiased resize is a CPU kernel
-    largest = float(np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2]))).max()) if n else 1.0
+    largest = float(np.sqrt(np.abs(linear_determinant(matrices))).max()) if n else 1.0
     if largest < 1.0:
         size = (max(1, math.ceil(h * largest)), max(1, math.ceil(w * largest)))
         source = F.interpolate(source, size=size, mode="bilinear", antialias=True, align_corners=False)

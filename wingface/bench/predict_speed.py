@@ -102,9 +102,9 @@ class _TimedStage(Stage):
         self.crop += time.perf_counter() - start
         return out
 
-    def run(self, images, squares):
+    def run(self, images, squares, shared=None):
         start = time.perf_counter()
-        out = super().run(images, squares)
+        out = super().run(images, squares, shared)
         self.total += time.perf_counter() - start
         return out
 

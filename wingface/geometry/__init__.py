@@ -8,13 +8,14 @@ matrix M mapping a point p to ``M[:, :2] @ p + M[:, 2]``.
 
 from .boxes import box_center, box_from_points, box_size, check_box, clip_box
 from .crops import crop_matrix, face_square, square_matrix, warp_image
-from .squares import Squares, squares_from_alignment, squares_from_points
+from .squares import Squares, squares_from_alignment, squares_from_points, upright_box
 from .transforms import (
     angle_difference,
     apply_affine,
     compose_affine,
     fit_similarity,
     invert_affine,
+    linear_determinant,
     rotation_about,
     similarity_params,
 )
@@ -22,6 +23,6 @@ from .transforms import (
 __all__ = [
     "Squares", "angle_difference", "apply_affine", "box_center", "box_from_points", "box_size", "check_box",
     "clip_box", "compose_affine", "crop_matrix", "face_square", "fit_similarity", "invert_affine",
-    "rotation_about", "similarity_params", "square_matrix", "squares_from_alignment",
-    "squares_from_points", "warp_image",
+    "linear_determinant", "rotation_about", "similarity_params", "square_matrix", "squares_from_alignment",
+    "squares_from_points", "upright_box", "warp_image",
 ]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .boxes import box_center, box_size
-from .transforms import apply_affine, compose_affine, invert_affine
+from .transforms import apply_affine, compose_affine, invert_affine, linear_determinant, similarity_matrix
 
 
 def face_square(box: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -29,13 +29,11 @@ def square_matrix(center: np.ndarray, side: np.ndarray, size: int, angle: np.nda
     """
     c = np.asarray(center, dtype=np.float64)
     k = size / np.asarray(side, dtype=np.float64)
-    ang = np.asarray(angle, dtype=np.float64) + np.zeros_like(k)
-    # Undo the square's rotation: rotate image content clockwise by `angle` (matrix R(-angle)).
-    cos, sin = np.cos(ang) * k, np.sin(ang) * k
-    lin = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    ang = np.asarray(angle, dtype=np.float64)
+    # Undo the square's rotation: rotate image content clockwise by `angle` (matrix R(-angle)),
+    # taking the centre onto the crop's middle.
     mid = (size - 1) / 2.0
-    shift = mid - (lin @ c[..., :, None])[..., 0]
-    return np.concatenate([lin, shift[..., None]], axis=-1)
+    return similarity_matrix(np.cos(ang) * k, -np.sin(ang) * k, c[..., 0], c[..., 1], mid, mid)
 
 
 def crop_matrix(box: np.ndarray, size: int, margin: float) -> np.ndarray:
@@ -53,7 +51,7 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: int, border_value: i
     is filled with ``border_value``.
     """
     m = np.asarray(matrix, dtype=np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    scale = float(np.sqrt(abs(linear_determinant(m))))
     factor = int(np.floor(1.0 / scale)) if scale < 0.5 else 1
     if factor > 1:
         image, m = _shrunk_footprint(image, m, size, factor)

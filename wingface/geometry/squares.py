@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .boxes import box_from_points
+from .boxes import box_center, box_from_points, box_size
 from .crops import face_square
-from .transforms import apply_affine, fit_similarity, invert_affine, similarity_params
+from .transforms import apply_affine, fit_similarity, invert_affine, rotation_about, similarity_params
 
-__all__ = ["Squares", "squares_from_alignment", "squares_from_points"]
+__all__ = ["Squares", "squares_from_alignment", "squares_from_points", "upright_box"]
 
 
 class Squares(NamedTuple):
@@ -43,17 +43,21 @@ def squares_from_points(points: np.ndarray, margin: float) -> Squares:
     return Squares(center, side, np.zeros(len(pts)))
 
 
-def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: float) -> Squares:
+def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: float, centred: bool = False) -> Squares:
     """Stage-2 squares: the reference shape's face square mapped back into each image.
 
     A similarity (rotation, scale, shift) is fitted from each shape to ``reference``; the
     square of the reference's tight box (with ``margin``) is carried back through its
     inverse, so the crop shows the face rotated upright and scaled like the reference.
+    With ``centred`` the square keeps that angle and side but is centred on the shape's own
+    box in the upright frame: a head turned far to the side fits the frontal reference off
+    centre, and the reference's square would cut off its far contour.
 
     Args:
         points: [N, L, 2] pixel coordinates; NaN points (missing) get zero weight.
         reference: [L, 2] mean shape in any frame (e.g. a model's mean shape), all finite.
         margin: enlargement of the reference box's longer side.
+        centred: centre each square on its shape's box (in the square's upright frame).
     Returns:
         `Squares` in the images' pixels, with the rotation in ``angle``.
     """
@@ -69,7 +73,18 @@ def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: fl
     center = apply_affine(invert_affine(to_ref), ref_center[None, None, :])[:, 0]
     scale, rotation = similarity_params(to_ref)
     # `to_ref` turns content by `rotation`; the square that undoes it has the opposite angle.
+    if centred:
+        center = upright_box(pts, -rotation)[0]
     return Squares(center, ref_side / scale, -rotation)
+
+
+def upright_box(points: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes of shapes [N, L, 2] measured in their frame turned by ``angle`` [N]
+    (radians, counter-clockwise on screen): (centres [N, 2] in image pixels, sizes [N, 2]
+    (width, height) in that frame); NaN points are ignored."""
+    pivot = np.nanmean(points, axis=1)
+    box = box_from_points(apply_affine(rotation_about(pivot, -angle), points))
+    return apply_affine(rotation_about(pivot, angle), box_center(box)[:, None])[:, 0], box_size(box)
 
 
 def _check_points(points: np.ndarray) -> np.ndarray:

@@ -22,18 +22,31 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of [..., 2, 3] affine matrices (must be non-singular)."""
     m = np.asarray(matrix, dtype=np.float64)
-    lin_inv = np.linalg.inv(m[..., :, :2])
-    shift = -(lin_inv @ m[..., :, 2:3])
-    return np.concatenate([lin_inv, shift], axis=-1)
+    # Closed form, filled in place: np.linalg.inv and np.stack cost several times more on
+    # the one or few matrices of an inference call.
+    a, b, c, d, tx, ty = (m[..., i, j] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2)))
+    det = linear_determinant(m)
+    out = np.empty(m.shape[:-2] + (2, 3))
+    out[..., 0, 0], out[..., 0, 1] = d / det, -b / det
+    out[..., 1, 0], out[..., 1, 1] = -c / det, a / det
+    out[..., 0, 2] = (b * ty - d * tx) / det
+    out[..., 1, 2] = (c * tx - a * ty) / det
+    return out
+
+
+def linear_determinant(matrix: np.ndarray) -> np.ndarray:
+    """[...] determinants of the linear parts of [..., 2, 3] (or [..., 2, 2]) matrices."""
+    m = np.asarray(matrix, dtype=np.float64)
+    return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
 
 
 def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """The [..., 2, 3] transform that applies ``inner`` first, then ``outer``."""
     a = np.asarray(outer, dtype=np.float64)
     b = np.asarray(inner, dtype=np.float64)
-    lin = a[..., :, :2] @ b[..., :, :2]
-    shift = a[..., :, :2] @ b[..., :, 2:3] + a[..., :, 2:3]
-    return np.concatenate([lin, shift], axis=-1)
+    out = a[..., :, :2] @ b
+    out[..., :, 2] += a[..., :, 2]
+    return out
 
 
 def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,12 +59,21 @@ def rotation_about(center: np.ndarray, angle: np.ndarray, scale: np.ndarray | fl
     and isotropic ``scale`` about ``center`` [..., 2]."""
     c = np.asarray(center, dtype=np.float64)
     ang = np.asarray(angle, dtype=np.float64)
-    s = np.asarray(scale, dtype=np.float64)
-    cos, sin = np.cos(ang) * s, np.sin(ang) * s
+    cos, sin = np.cos(ang) * scale, np.sin(ang) * scale
     # On screen with y pointing down, counter-clockwise means the matrix [[c, s], [-s, c]].
-    lin = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
-    shift = c[..., :, None] - lin @ c[..., :, None]
-    return np.concatenate([lin, shift], axis=-1)
+    return similarity_matrix(cos, sin, c[..., 0], c[..., 1], c[..., 0], c[..., 1])
+
+
+def similarity_matrix(cos: np.ndarray, sin: np.ndarray, x: np.ndarray, y: np.ndarray, to_x: np.ndarray,
+                 to_y: np.ndarray) -> np.ndarray:
+    """[..., 2, 3] similarities with linear part [[cos, sin], [-sin, cos]] (already scaled)
+    that map the point (x, y) onto (to_x, to_y); all arguments broadcast."""
+    cos, sin, x, y, to_x, to_y = np.broadcast_arrays(cos, sin, x, y, to_x, to_y)
+    out = np.empty(cos.shape + (2, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1] = cos, sin, -sin, cos
+    out[..., 0, 2] = to_x - (cos * x + sin * y)
+    out[..., 1, 2] = to_y - (cos * y - sin * x)
+    return out
 
 
 def fit_similarity(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -74,8 +96,7 @@ def fit_similarity(source: np.ndarray, target: np.ndarray, weights: np.ndarray |
     cs, cd = zs - ms, zd - md
     a = (w * np.conj(cs) * cd).sum(-1) / np.maximum((w * np.abs(cs) ** 2).sum(-1), 1e-12)
     t = md[..., 0] - a * ms[..., 0]
-    lin = np.stack([np.stack([a.real, -a.imag], -1), np.stack([a.imag, a.real], -1)], -2)
-    return np.concatenate([lin, np.stack([t.real, t.imag], -1)[..., None]], axis=-1)
+    return similarity_matrix(a.real, -a.imag, 0.0, 0.0, t.real, t.imag)
 
 
 def similarity_params(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..detection.cascade import eye_roll
-from ..geometry import Squares, angle_difference, apply_affine, box_center, box_from_points, box_size, rotation_about
+from ..geometry import Squares, angle_difference, upright_box
 from ..schemes import LandmarkScheme
 from .stages import Stage
 
@@ -37,11 +37,8 @@ def eye_line_roll(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
 
 def upright_squares(points: np.ndarray, roll: np.ndarray) -> Squares:
     """Landmark-box squares of shapes [N, L, 2] measured in their own upright frame (turned by -roll)."""
-    center0 = points.mean(1)
-    upright = apply_affine(rotation_about(center0, -roll), points)
-    box = box_from_points(upright)
-    center = apply_affine(rotation_about(center0, roll), box_center(box)[:, None])[:, 0]
-    return Squares(center, box_size(box).max(-1), roll)
+    center, size = upright_box(points, roll)
+    return Squares(center, size.max(-1), roll)
 
 
 def quarter_turned(squares: Squares, points: np.ndarray, roll: np.ndarray, snap: float) -> Squares:
@@ -167,14 +164,15 @@ class Cascade:
         """Box stages from ``first`` (the orientation stages, then the last box stage), then the
         aligned stages; returns what `readings` describes."""
         last_box = max(first, leading_box_stages(self.stages) - 1)
+        shared: dict = {}  # crops of the box stages: an upright face's orientation crop is stage 1's
         for stage in self.stages[first:last_box]:
-            squares = self._settled(stage, images, squares, self.orient, quarters=True)[0]
-        return self._finish(images, squares, last_box)
+            squares = self._settled(stage, images, squares, self.orient, quarters=True, shared=shared)[0]
+        return self._finish(images, squares, last_box, shared)
 
-    def _finish(self, images, squares: Sequence[Squares], last_box: int):
+    def _finish(self, images, squares: Sequence[Squares], last_box: int, shared: dict):
         """The last box stage (with its de-rotation) and the aligned stages after it:
         (final outputs, the box stage's points or None; see `readings`)."""
-        squares, box_points = self._settled(self.stages[last_box], images, squares, self.derotate)
+        squares, box_points = self._settled(self.stages[last_box], images, squares, self.derotate, shared=shared)
         if last_box + 1 == len(self.stages):
             return box_points, None
         points = box_points
@@ -183,10 +181,11 @@ class Cascade:
         return points, box_points
 
     def _settled(self, stage: Stage, images, squares: Sequence[Squares], threshold: float | None,
-                 quarters: bool = False):
+                 quarters: bool = False, shared: dict | None = None):
         """(squares, points) of box ``stage`` after turning the squares of faces whose roll
-        differs from them by more than ``threshold`` (radians; see `_derotated`)."""
-        points = stage.run(images, [stage.squares(sq, None) for sq in squares])
+        differs from them by more than ``threshold`` (radians; see `_derotated`); ``shared``:
+        see `Stage.run`."""
+        points = stage.run(images, [stage.squares(sq, None) for sq in squares], shared)
         for _ in range(self.DEROTATE_PASSES if self.derotate is not None else 0):
             squares, points, changed = self._derotated(stage, images, squares, points, threshold, quarters)
             if not changed:

@@ -15,9 +15,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..geometry import Squares, apply_affine, invert_affine, square_matrix, squares_from_alignment, warp_image
+from ..geometry import (Squares, apply_affine, invert_affine, linear_determinant, square_matrix,
+                        squares_from_alignment, warp_image)
 from ..schemes import LandmarkScheme
-from ..spec import ModelSpec
+from ..spec import ALIGNED_CROPS, ModelSpec
 
 Backend = Callable[[np.ndarray], np.ndarray]
 
@@ -62,14 +63,16 @@ class Stage:
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
         self.spec = spec
         self.backend = backend
+        self._reference = None if spec.reference is None else np.asarray(spec.reference)
 
     def squares(self, landmark_squares: Squares, previous: np.ndarray | None) -> Squares:
         """This stage's crop squares: the landmark-box squares enlarged by the margin, or the
         frame aligned to the spec's reference shape from the previous stage's points [N, L, 2]."""
-        if self.spec.crop == "aligned":
+        if self.spec.crop in ALIGNED_CROPS:
             if previous is None:
                 raise ValueError(f"an aligned ({self.spec.arch}) stage cannot be first in a cascade")
-            return squares_from_alignment(previous, np.asarray(self.spec.reference), self.spec.box_margin)
+            return squares_from_alignment(previous, self._reference, self.spec.box_margin,
+                                          centred=self.spec.crop == "aligned-centred")
         c, s, a = landmark_squares
         return Squares(c, s * (1.0 + self.spec.box_margin), a)
 
@@ -81,15 +84,25 @@ class Stage:
             np.zeros((0, size, size, 3), np.uint8)
         return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32), matrices
 
+    def _shared_crops(self, index: int, image: np.ndarray, squares: Squares, shared: dict | None):
+        if shared is None:
+            return self.crops(image, squares)
+        key = (index, self.spec.input_size, *(np.asarray(a).tobytes() for a in squares))
+        if key not in shared:
+            shared[key] = self.crops(image, squares)
+        return shared[key]
+
     @property
     def columns(self) -> int:
         """C of this stage's outputs [N, L, C]: 3 with an error head, else 2."""
         return 3 if self.spec.uncertainty else 2
 
-    def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
+    def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares],
+            shared: dict | None = None) -> list[np.ndarray]:
         """Points [N_i, L, C] in each image's pixels (see `columns`); all faces of all images
-        in one batch."""
-        parts = [self.crops(img, sq) for img, sq in zip(images, squares)]
+        in one batch. ``shared`` holds crops across the stages of one cascade call: a stage
+        whose crop contract and squares match an earlier one's reuses its crops."""
+        parts = [self._shared_crops(i, img, sq, shared) for i, (img, sq) in enumerate(zip(images, squares))]
         counts = [len(m) for _, m in parts]
         empty = np.zeros((0, self.spec.num_points, self.columns))
         if sum(counts) == 0:
@@ -109,5 +122,5 @@ def to_image(outputs: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     mapped = outputs.copy()
     mapped[..., :2] = apply_affine(back, outputs[..., :2])
     if outputs.shape[-1] > 2:
-        mapped[..., 2] *= np.sqrt(np.abs(np.linalg.det(back[:, :, :2])))[:, None]
+        mapped[..., 2] *= np.sqrt(np.abs(linear_determinant(back)))[:, None]
     return mapped

@@ -24,7 +24,9 @@ class ModelConfig:
     output_unit: str = "signed"  # see wingface.codec; the loss adapts, training does not change
     box_margin: float = 0.25  # the paper's 25% box enlargement
     # "box": the landmark box's square (stage 1); "aligned": the frame of a similarity fit to the
-    # mean shape (stage 2; set augment.rotation_deg/shift/scale to stage 1's measured residuals)
+    # mean shape (stage 2; set augment.rotation_deg/shift/scale to stage 1's measured residuals);
+    # "aligned-centred": that frame centred on the shape's own box (with `init`, an aligned
+    # checkpoint is fine-tuned into it)
     crop: str = "box"
     init: str | None = None  # checkpoint to start from (weights only)
     # add the per-point error head (trained beside the points by a Laplace NLL on their

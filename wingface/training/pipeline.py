@@ -16,6 +16,7 @@ from ..augmentation import BatchAugmenter
 from ..geometry import Squares, squares_from_alignment, squares_from_points
 from ..data.cache import FaceCache
 from ..data.pdb import align_shapes, pdb_indices
+from ..spec import ALIGNED_CROPS, CROP_MODES
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ class TrainData:
     Args:
         cache: the prepared faces.
         augmenter: produces model crops; its ``out_size``/``margin`` are the model's.
-        crop: ``"box"`` (landmark-box squares) or ``"aligned"`` (similarity-aligned squares).
-        reference: the mean shape [L, 2] that ``aligned`` crops align to (the model's).
+        crop: ``"box"`` (landmark-box squares), ``"aligned"`` (similarity-aligned squares) or
+            ``"aligned-centred"`` (those centred on the shape's box; see `ModelSpec.crop`).
+        reference: the mean shape [L, 2] that the aligned crops align to (the model's).
         val_fraction, split_seed: the fixed validation split.
         train_fraction: share of the training faces used (`subset`).
         pdb_bins: PDB bins, or None to sample the training faces uniformly.
@@ -76,9 +78,9 @@ class TrainData:
     def __init__(self, cache: FaceCache, augmenter: BatchAugmenter, *, crop: str = "box",
                  reference: np.ndarray | None = None, val_fraction: float = 0.1, split_seed: int = 0, train_fraction: float = 1.0,
                  pdb_bins: int | None = 9, pdb_component: int | None = None) -> None:
-        if crop not in ("box", "aligned"):
-            raise ValueError(f"model.crop must be 'box' or 'aligned', got {crop!r}")
-        if crop == "aligned" and reference is None:
+        if crop not in CROP_MODES:
+            raise ValueError(f"model.crop must be one of {CROP_MODES}, got {crop!r}")
+        if crop in ALIGNED_CROPS and reference is None:
             raise ValueError("aligned crops need a reference shape")
         self.cache = cache
         self.augmenter = augmenter
@@ -108,8 +110,9 @@ class TrainData:
 
     def squares(self, points: np.ndarray) -> Squares:
         """Face squares of shapes [N, L, 2] in cache pixels, by this model's crop mode."""
-        if self.crop == "aligned":
-            return squares_from_alignment(points, self.reference, self.augmenter.margin)
+        if self.crop in ALIGNED_CROPS:
+            return squares_from_alignment(points, self.reference, self.augmenter.margin,
+                                          centred=self.crop == "aligned-centred")
         return squares_from_points(points, self.augmenter.margin)
 
     def batch(self, indices: np.ndarray, *, train: bool, generator: torch.Generator | None = None) -> Batch:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..evaluation.metrics import nme, normaliser
 from ..losses import create_loss, laplace_nll
 from ..models import LandmarkRegressor, create_model, load_checkpoint, save_checkpoint
 from ..models.precision import autocast, resolve_precision, time_training_step
+from ..spec import ALIGNED_CROPS
 from .config import TrainConfig
 from .distributed import DistContext, init_distributed, shutdown_distributed
 from .log import RunLog
@@ -188,9 +189,13 @@ class Trainer:
                              "and model.uncertainty=true")
         if m.init:
             model = load_checkpoint(m.init, expect_scheme=cache.scheme).model
+            if m.crop != model.spec.crop and {m.crop, model.spec.crop} <= set(ALIGNED_CROPS):
+                # Fine-tuning into the other aligned frame: same reference, another centre.
+                log.info("model.crop: %s -> %s (from %s)", model.spec.crop, m.crop, m.init)
+                model.spec = replace(model.spec, crop=m.crop)
         else:
             train_idx, _ = split_train_val(len(cache), self.cfg.val_fraction, self.cfg.split_seed)
-            reference = reference_shape(cache.points[train_idx]) if m.crop == "aligned" else None
+            reference = reference_shape(cache.points[train_idx]) if m.crop in ALIGNED_CROPS else None
             # only what differs from the builder's defaults, so older checkpoints' specs stay equal
             arch_kwargs = {**({"width": m.width} if m.width != 1.0 else {}),
                            **({"dropout": m.dropout} if m.dropout else {})}
