@@ -10,7 +10,10 @@ Steps (each skipped when its output exists; a killed training step resumes from 
 4. train stage 2 (configs/300w-integral-stage2.yaml with the measured jitter);
 5. refine stage 2: 80 more epochs from its best weights with batch 16 (4x the updates per
    epoch), holding out the validation split that chose this schedule: the "twin";
-6. the same refinement fit on every training face (``val_fraction=0``): the shipped stage 2;
+6. the same refinement fit on every training face (``val_fraction=0``);
+6b. both refinements fine-tuned 30 epochs into the centred frame (``model.crop=aligned-centred``:
+   the aligned square centred on the shape's own box, so a turned head's far contour stays
+   inside the crop): the twin and the shipped stage 2;
 7. the orientation stage: stage 1 continued on the full circle, 120 epochs from its best
    weights with rotation jitter +-180 degrees, so that it reads faces at any roll, then 60
    more epochs with rolled faces framed by their rotated box (``augment.rotated_box``);
@@ -46,13 +49,16 @@ from steps import DEFAULT_DATA, REPO, require_data, step, train, train_stage2
 STAGE2_CONFIG = "configs/300w-integral-stage2.yaml"
 STAGE2_REFINEMENT = ["epochs=80", "batch_size=16", "optim.lr=1e-3"]
 EVERY_FACE = ["val_fraction=0"]  # the final fit: the schedule was chosen on the validation split
+STAGE2_CENTRED = ["model.crop=aligned-centred", "epochs=30", "batch_size=16", "optim.lr=5e-4"]
 STAGE1_FULL_CIRCLE = ["augment.rotation_deg=180", "epochs=120"]
 # Then framed as a box drawn round a rolled face frames it (up to 1.4x larger at 45 degrees).
 ORIENTATION_ROTATED_BOX = ["augment.rotation_deg=180", "augment.rotated_box=true", "epochs=60", "optim.lr=1e-3"]
 # The error head alone: no weight decay (a few thousand weights), crop jitter a few times
 # stage 1's errors (wider jitter ranked the validation faces worse, docs/RESULTS.md 1c).
-ERROR_HEAD = [*EVERY_FACE, "model.uncertainty=true", "model.freeze_points=true", "epochs=8", "batch_size=32", "optim.lr=1e-3",
-              "optim.weight_decay=0", "augment.rotation_deg=20", "augment.shift=0.08", "augment.scale=0.15"]
+# (model.crop keeps the centred frame, which the stage-2 config's "aligned" would undo.)
+ERROR_HEAD = [*EVERY_FACE, "model.crop=aligned-centred", "model.uncertainty=true", "model.freeze_points=true",
+              "epochs=8", "batch_size=32", "optim.lr=1e-3", "optim.weight_decay=0", "augment.rotation_deg=20",
+              "augment.shift=0.08", "augment.scale=0.15"]
 
 # --device cuda: faces per step (all processes together), the learning rate scaled linearly
 # from the CPU recipe's batch and lr (read from its configs, see `gpu_overrides`):
@@ -60,6 +66,7 @@ ERROR_HEAD = [*EVERY_FACE, "model.uncertainty=true", "model.freeze_points=true",
 #   stage 2     configs/300w-integral-stage2.yaml            batch 64, lr 2e-3 -> 128: 2e-3 * 128 / 64 = 4e-3
 #   refinement  300w-integral-stage2 + STAGE2_REFINEMENT     batch 16, lr 1e-3 -> 128: 1e-3 * 128 / 16 = 8e-3
 GPU_BATCH = {"stage 1": 256, "stage 2": 128, "stage 2 refinement": 128, "stage 2 refinement, every face": 128,
+             "stage 2 centred": 128, "stage 2 centred, every face": 128,
              "stage 1 full circle": 256, "orientation rotated boxes": 256, "error head": 128}
 GPU_SETTINGS = ["device=cuda", "precision=bf16", "checkpoint_minutes=1"]
 
@@ -118,8 +125,8 @@ def main() -> None:
 
 
 def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Path) -> Path:
-    """Steps 2-9: both stages, the refinements, the full-circle stage 1, the error head and the
-    calibrated cascade file (returned)."""
+    """Steps 2-9: both stages, the refinements and their centred fine-tunes, the full-circle
+    stage 1, the error head and the calibrated cascade file (returned)."""
     flags = {"dry_run": args.dry_run, "nproc": args.nproc}
 
     def device(stage: str, config: str, cpu_overrides: list[str]) -> list[str]:
@@ -132,12 +139,16 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
         train(stage, config, out, [f"data={cache}", *init_override, *overrides, *jitter], **flags)
 
     stage1, stage2 = work / "stage1-cnn6", work / "stage2-integral"
-    twin, refined = work / "stage2-integral-refined", work / "stage2-integral-refined-every-face"
+    twin_aligned, refined_aligned = work / "stage2-integral-refined", work / "stage2-integral-refined-every-face"
+    twin, refined = work / "stage2-integral-centred", work / "stage2-integral-centred-every-face"
     run("stage 1", "configs/300w-cnn6.yaml", stage1, None, [])
     jitter = train_stage2(stage1, cache, results / "stage1_residuals.json", stage2,
                           device("stage 2", STAGE2_CONFIG, []), config=STAGE2_CONFIG, **flags)
-    run("stage 2 refinement", STAGE2_CONFIG, twin, stage2, STAGE2_REFINEMENT, tuple(jitter))
-    run("stage 2 refinement, every face", STAGE2_CONFIG, refined, stage2, [*STAGE2_REFINEMENT, *EVERY_FACE],
+    run("stage 2 refinement", STAGE2_CONFIG, twin_aligned, stage2, STAGE2_REFINEMENT, tuple(jitter))
+    run("stage 2 refinement, every face", STAGE2_CONFIG, refined_aligned, stage2, [*STAGE2_REFINEMENT, *EVERY_FACE],
+        tuple(jitter))
+    run("stage 2 centred", STAGE2_CONFIG, twin, twin_aligned, STAGE2_CENTRED, tuple(jitter))
+    run("stage 2 centred, every face", STAGE2_CONFIG, refined, refined_aligned, [*STAGE2_CENTRED, *EVERY_FACE],
         tuple(jitter))
     circle, orientation = work / "stage1-cnn6-full-circle", work / "orientation-rotated-box"
     run("stage 1 full circle", "configs/300w-cnn6.yaml", circle, stage1, STAGE1_FULL_CIRCLE)

@@ -49,7 +49,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     work, data = tmp_path / "work", tmp_path / "no-dataset-here"
     commands, out = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--data", str(data), "--work", str(work))
     assert list(commands) == ["stage 1", "stage 1 residuals", "stage 2", "stage 2 refinement",
-                              "stage 2 refinement, every face", "stage 1 full circle", "orientation rotated boxes",
+                              "stage 2 refinement, every face", "stage 2 centred", "stage 2 centred, every face",
+                              "stage 1 full circle", "orientation rotated boxes",
                               "error head", "twin cascade", "cascade", "calibrate"]
     gpu = "device=cuda precision=bf16 checkpoint_minutes=1"
     # CPU recipe: batch 64, lr 2e-3 (stages 1 and 2), batch 16, lr 1e-3 (refinement); lr scales with the batch.
@@ -59,6 +60,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     assert f"epochs=80 val_fraction=0 {gpu} batch_size=128 optim.lr=0.008 {JITTER}" in commands[
         "stage 2 refinement, every face"]
     assert "batch_size=16" not in commands["stage 2 refinement"]
+    # The centred fine-tunes: batch 16, lr 5e-4 -> 128, 4e-3.
+    assert f"epochs=30 {gpu} batch_size=128 optim.lr=0.004 {JITTER}" in commands["stage 2 centred"]
     assert f"epochs=120 {gpu} batch_size=256 optim.lr=0.008" in commands["stage 1 full circle"]
     # The rotated-box epochs: batch 64, lr 1e-3 -> 256, 4e-3.
     assert f"augment.rotated_box=true epochs=60 {gpu} batch_size=256 optim.lr=0.004" in commands["orientation rotated boxes"]
@@ -74,7 +77,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
 def test_cuda_recipe_under_torchrun(tiny_cache: Path, tmp_path: Path) -> None:
     commands, _ = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--nproc", "4", "--work", str(tmp_path))
     torchrun = "torchrun --standalone --nproc-per-node=4 -m wingface.cli.main train "
-    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 2 refinement, every face", "stage 1 full circle",
+    for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 2 refinement, every face", "stage 2 centred",
+                 "stage 2 centred, every face", "stage 1 full circle",
                  "orientation rotated boxes", "error head"):
         assert commands[name].startswith(torchrun), commands[name]
         assert "device=cuda" in commands[name]
@@ -88,6 +92,7 @@ def test_cpu_recipe(tmp_path: Path) -> None:
     commands, _ = _dry_run("--device", "cpu", "--data", str(data), "--work", str(w))
     cache, model = w / "cache-300w-train", w / "wingface-300w.pt"
     stage2, refine = "configs/300w-integral-stage2.yaml", "epochs=80 batch_size=16 optim.lr=1e-3"
+    centred = "model.crop=aligned-centred epochs=30 batch_size=16 optim.lr=5e-4"
     common = f"--data {data} --split 300w-common"
     assert commands == {
         "prepare": f"wingface prepare {data} --split 300w-train --out {cache}",
@@ -100,6 +105,11 @@ def test_cpu_recipe(tmp_path: Path) -> None:
         "stage 2 refinement, every face": f"wingface train {stage2} out={w}/stage2-integral-refined-every-face "
                                           f"data={cache} model.init={w}/stage2-integral/best.pt {refine} "
                                           f"val_fraction=0 {JITTER} --no-progress",
+        "stage 2 centred": f"wingface train {stage2} out={w}/stage2-integral-centred data={cache} "
+                           f"model.init={w}/stage2-integral-refined/best.pt {centred} {JITTER} --no-progress",
+        "stage 2 centred, every face": f"wingface train {stage2} out={w}/stage2-integral-centred-every-face "
+                                       f"data={cache} model.init={w}/stage2-integral-refined-every-face/best.pt "
+                                       f"{centred} val_fraction=0 {JITTER} --no-progress",
         "stage 1 full circle": f"wingface train configs/300w-cnn6.yaml out={w}/stage1-cnn6-full-circle data={cache} "
                                f"model.init={w}/stage1-cnn6/best.pt augment.rotation_deg=180 epochs=120 --no-progress",
         "orientation rotated boxes": f"wingface train configs/300w-cnn6.yaml out={w}/orientation-rotated-box "
@@ -107,11 +117,12 @@ def test_cpu_recipe(tmp_path: Path) -> None:
                                      "augment.rotation_deg=180 augment.rotated_box=true epochs=60 optim.lr=1e-3 "
                                      "--no-progress",
         "error head": f"wingface train {stage2} out={w}/stage2-error-head data={cache} "
-                      f"model.init={w}/stage2-integral-refined-every-face/best.pt val_fraction=0 "
-                      "model.uncertainty=true model.freeze_points=true epochs=8 batch_size=32 optim.lr=1e-3 "
+                      f"model.init={w}/stage2-integral-centred-every-face/best.pt val_fraction=0 "
+                      "model.crop=aligned-centred model.uncertainty=true model.freeze_points=true epochs=8 "
+                      "batch_size=32 optim.lr=1e-3 "
                       "optim.weight_decay=0 augment.rotation_deg=20 augment.shift=0.08 augment.scale=0.15 --no-progress",
         "twin cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
-                        f"{w}/stage2-integral-refined/best.pt --out {w}/cascade-twin.pt",
+                        f"{w}/stage2-integral-centred/best.pt --out {w}/cascade-twin.pt",
         "cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
                    f"{w}/stage2-error-head/best.pt --out {w}/cascade-uncalibrated.pt",
         "calibrate": f"wingface cascade calibrate {w}/cascade-uncalibrated.pt --data {cache} --twin "
