@@ -34,12 +34,10 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .geometry import squares_from_alignment, squares_from_points
-from .geometry import square_matrix, warp_image
+from .geometry import ALIGNED_CROPS, crop_squares, square_matrix, warp_image
 from .lookup import lookup
 from .models import LandmarkRegressor, ModelSpec
 from .models import load_stages as load_models
-from .spec import ALIGNED_CROPS
 
 __all__ = ["FORMAT", "MANIFEST", "QUANTIZE_MODES", "SPEC_METADATA_KEY", "VERSION", "PixelOutput",
            "calibration_crops", "export_onnx", "export_stage"]
@@ -122,12 +120,10 @@ def calibration_crops(spec: ModelSpec, count: int = 64, seed: int = 0) -> np.nda
     known = spec.scheme.name in supported_schemes()
     faces = synthetic_faces(count, spec.scheme if known else "300w-68", image_size=160, seed=seed)
     points = np.stack([f.points for f in faces]).astype(np.float64)
-    if spec.crop in ALIGNED_CROPS and known:
-        noise = np.random.default_rng(seed).normal(0.0, 1.0, points.shape)
-        squares = squares_from_alignment(points + noise, np.asarray(spec.reference), spec.box_margin,
-                                         centred=spec.crop == "aligned-centred")
-    else:
-        squares = squares_from_points(points, spec.box_margin)
+    crop = spec.crop if known else "box"
+    if crop in ALIGNED_CROPS:
+        points = points + np.random.default_rng(seed).normal(0.0, 1.0, points.shape)
+    squares = crop_squares(points, crop, spec.reference, spec.box_margin)
     matrices = square_matrix(squares.center, squares.side, spec.input_size, squares.angle)
     crops = np.stack([warp_image(f.image, m, spec.input_size) for f, m in zip(faces, matrices)])
     return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)

@@ -12,16 +12,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .codec import PointCodec
+from .geometry import ALIGNED_CROPS, CROP_MODES
 from .schemes import LandmarkScheme, get_scheme
 
 __all__ = ["ModelSpec"]
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
-
-
-# How a stage crops the face (`ModelSpec.crop`); the aligned modes follow earlier points.
-ALIGNED_CROPS = ("aligned", "aligned-centred")
-CROP_MODES = ("box", *ALIGNED_CROPS)
 
 
 @dataclass(frozen=True)

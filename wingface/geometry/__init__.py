@@ -8,7 +8,8 @@ matrix M mapping a point p to ``M[:, :2] @ p + M[:, 2]``.
 
 from .boxes import box_center, box_from_points, box_size, check_box, clip_box
 from .crops import crop_matrix, face_square, square_matrix, warp_image
-from .squares import Squares, squares_from_alignment, squares_from_points, upright_box
+from .squares import (ALIGNED_CROPS, CROP_MODES, Squares, crop_squares, squares_from_alignment, squares_from_points,
+                      upright_box)
 from .transforms import (
     angle_difference,
     apply_affine,
@@ -21,7 +22,8 @@ from .transforms import (
 )
 
 __all__ = [
-    "Squares", "angle_difference", "apply_affine", "box_center", "box_from_points", "box_size", "check_box",
+    "ALIGNED_CROPS", "CROP_MODES", "Squares", "crop_squares", "angle_difference", "apply_affine", "box_center",
+    "box_from_points", "box_size", "check_box",
     "clip_box", "compose_affine", "crop_matrix", "face_square", "fit_similarity", "invert_affine",
     "linear_determinant", "rotation_about", "similarity_params", "square_matrix", "squares_from_alignment",
     "squares_from_points", "upright_box", "warp_image",

@@ -17,7 +17,13 @@ from .boxes import box_center, box_from_points, box_size
 from .crops import face_square
 from .transforms import apply_affine, fit_similarity, invert_affine, rotation_about, similarity_params
 
-__all__ = ["Squares", "squares_from_alignment", "squares_from_points", "upright_box"]
+__all__ = ["ALIGNED_CROPS", "CROP_MODES", "Squares", "crop_squares", "squares_from_alignment", "squares_from_points",
+           "upright_box"]
+
+# How a stage crops the face (`wingface.spec.ModelSpec.crop`): the square of the shape's box,
+# or one of the aligned frames, which follow earlier points (`squares_from_alignment`).
+ALIGNED_CROPS = ("aligned", "aligned-centred")
+CROP_MODES = ("box", *ALIGNED_CROPS)
 
 
 class Squares(NamedTuple):
@@ -43,7 +49,17 @@ def squares_from_points(points: np.ndarray, margin: float) -> Squares:
     return Squares(center, side, np.zeros(len(pts)))
 
 
-def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: float, centred: bool = False) -> Squares:
+def crop_squares(points: np.ndarray, crop: str, reference: np.ndarray | None, margin: float) -> Squares:
+    """The squares of shapes [N, L, 2] for crop mode ``crop`` (one of `CROP_MODES`): their
+    box squares (`squares_from_points`) or an aligned frame (`squares_from_alignment`;
+    ``reference`` [L, 2] is needed then)."""
+    if crop == "box":
+        return squares_from_points(points, margin)
+    return squares_from_alignment(points, reference, margin, centred=crop == "aligned-centred")
+
+
+def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: float,
+                           centred: bool = False) -> Squares:
     """Stage-2 squares: the reference shape's face square mapped back into each image.
 
     A similarity (rotation, scale, shift) is fitted from each shape to ``reference``; the
@@ -70,11 +86,12 @@ def squares_from_alignment(points: np.ndarray, reference: np.ndarray, margin: fl
         raise ValueError("points: every shape needs at least two known (finite) points to align")
     to_ref = fit_similarity(np.where(known[..., None], pts, 0.0), ref, weights=known.astype(np.float64))
     ref_center, ref_side = face_square(box_from_points(ref), margin)
-    center = apply_affine(invert_affine(to_ref), ref_center[None, None, :])[:, 0]
     scale, rotation = similarity_params(to_ref)
     # `to_ref` turns content by `rotation`; the square that undoes it has the opposite angle.
     if centred:
         center = upright_box(pts, -rotation)[0]
+    else:
+        center = apply_affine(invert_affine(to_ref), ref_center[None, None, :])[:, 0]
     return Squares(center, ref_side / scale, -rotation)
 
 

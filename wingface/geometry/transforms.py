@@ -65,7 +65,7 @@ def rotation_about(center: np.ndarray, angle: np.ndarray, scale: np.ndarray | fl
 
 
 def similarity_matrix(cos: np.ndarray, sin: np.ndarray, x: np.ndarray, y: np.ndarray, to_x: np.ndarray,
-                 to_y: np.ndarray) -> np.ndarray:
+                      to_y: np.ndarray) -> np.ndarray:
     """[..., 2, 3] similarities with linear part [[cos, sin], [-sin, cos]] (already scaled)
     that map the point (x, y) onto (to_x, to_y); all arguments broadcast."""
     cos, sin, x, y, to_x, to_y = np.broadcast_arrays(cos, sin, x, y, to_x, to_y)

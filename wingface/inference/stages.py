@@ -15,10 +15,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..geometry import (Squares, apply_affine, invert_affine, linear_determinant, square_matrix,
-                        squares_from_alignment, warp_image)
+from ..geometry import (ALIGNED_CROPS, Squares, apply_affine, crop_squares, invert_affine, linear_determinant,
+                        square_matrix, warp_image)
 from ..schemes import LandmarkScheme
-from ..spec import ALIGNED_CROPS, ModelSpec
+from ..spec import ModelSpec
 
 Backend = Callable[[np.ndarray], np.ndarray]
 
@@ -71,8 +71,7 @@ class Stage:
         if self.spec.crop in ALIGNED_CROPS:
             if previous is None:
                 raise ValueError(f"an aligned ({self.spec.arch}) stage cannot be first in a cascade")
-            return squares_from_alignment(previous, self._reference, self.spec.box_margin,
-                                          centred=self.spec.crop == "aligned-centred")
+            return crop_squares(previous, self.spec.crop, self._reference, self.spec.box_margin)
         c, s, a = landmark_squares
         return Squares(c, s * (1.0 + self.spec.box_margin), a)
 

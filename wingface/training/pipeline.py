@@ -13,10 +13,9 @@ import numpy as np
 import torch
 
 from ..augmentation import BatchAugmenter
-from ..geometry import Squares, squares_from_alignment, squares_from_points
+from ..geometry import ALIGNED_CROPS, CROP_MODES, Squares, crop_squares
 from ..data.cache import FaceCache
 from ..data.pdb import align_shapes, pdb_indices
-from ..spec import ALIGNED_CROPS, CROP_MODES
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +109,7 @@ class TrainData:
 
     def squares(self, points: np.ndarray) -> Squares:
         """Face squares of shapes [N, L, 2] in cache pixels, by this model's crop mode."""
-        if self.crop in ALIGNED_CROPS:
-            return squares_from_alignment(points, self.reference, self.augmenter.margin,
-                                          centred=self.crop == "aligned-centred")
-        return squares_from_points(points, self.augmenter.margin)
+        return crop_squares(points, self.crop, self.reference, self.augmenter.margin)
 
     def batch(self, indices: np.ndarray, *, train: bool, generator: torch.Generator | None = None) -> Batch:
         """Crops for the faces ``indices``; augmented when ``train``."""

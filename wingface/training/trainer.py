@@ -22,6 +22,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from ..augmentation import BatchAugmenter
+from ..geometry import ALIGNED_CROPS
 from ..config import from_dict, save_config, to_dict
 from ..data.cache import FaceCache, load_cache, prepare_cache
 from ..data.datasets import open_dataset
@@ -29,7 +30,6 @@ from ..evaluation.metrics import nme, normaliser
 from ..losses import create_loss, laplace_nll
 from ..models import LandmarkRegressor, create_model, load_checkpoint, save_checkpoint
 from ..models.precision import autocast, resolve_precision, time_training_step
-from ..spec import ALIGNED_CROPS
 from .config import TrainConfig
 from .distributed import DistContext, init_distributed, shutdown_distributed
 from .log import RunLog
