@@ -13,15 +13,19 @@ Steps (each skipped when its output exists; a killed training step resumes from 
 6. the same refinement fit on every training face (``val_fraction=0``);
 6b. both refinements fine-tuned 30 epochs into the centred frame (``model.crop=aligned-centred``:
    the aligned square centred on the shape's own box, so a turned head's far contour stays
-   inside the crop): the twin and the shipped stage 2;
+   inside the crop);
+6c. both of those fine-tuned 48 epochs at 96 px with crop jitter of +-20 degrees, so that
+   stage 2 also reads a face from its box (upright faces then skip stage 1): the twin and
+   the shipped stage 2;
 7. the orientation stage: stage 1 continued on the full circle, 120 epochs from its best
    weights with rotation jitter +-180 degrees, so that it reads faces at any roll, then 60
    more epochs with rolled faces framed by their rotated box (``augment.rotated_box``);
 8. train the error head of the shipped stage 2 alone (its points frozen, every face) on crops
    jittered more widely than stage 1 ever errs, so it learns what a bad crop looks like;
-9. build the cascade (orientation stage, stage 1, stage 2 with its error head: faces rolled
-   past 60 degrees (stage 1's own range) are turned upright by the first, the rest see exactly
-   the two-stage cascade) and the twin's; calibrate the head's scale on the validation faces,
+9. build the cascade (orientation stage, marked as such, stage 1, stage 2 with its error
+   head: faces the first reads upright go straight to stage 2, faces rolled past 60 degrees
+   (stage 1's own range) are turned upright by it, the rest see the two-stage cascade) and
+   the twin's; calibrate the head's scale on the validation faces,
    against the errors the twin (which never saw them) makes there, into the half-precision
    cascade file;
 10. evaluate on 300w-common: gt boxes, detector boxes, gt boxes at 30 and 60 degrees, and
@@ -50,6 +54,10 @@ STAGE2_CONFIG = "configs/300w-integral-stage2.yaml"
 STAGE2_REFINEMENT = ["epochs=80", "batch_size=16", "optim.lr=1e-3"]
 EVERY_FACE = ["val_fraction=0"]  # the final fit: the schedule was chosen on the validation split
 STAGE2_CENTRED = ["model.crop=aligned-centred", "epochs=30", "batch_size=16", "optim.lr=5e-4"]
+# The shipped stage 2: the centred one at 96 px (0.44 GFLOP, not 0.79), with crop jitter
+# wide enough (+-20 degrees) that it reads a face from its box as well as from stage 1's points.
+STAGE2_96 = ["model.crop=aligned-centred", "model.input_size=96", "epochs=48", "batch_size=16", "optim.lr=5e-4",
+             "augment.rotation_deg=20", "augment.shift=0.04", "augment.scale=0.1"]
 STAGE1_FULL_CIRCLE = ["augment.rotation_deg=180", "epochs=120"]
 # Then framed as a box drawn round a rolled face frames it (up to 1.4x larger at 45 degrees).
 ORIENTATION_ROTATED_BOX = ["augment.rotation_deg=180", "augment.rotated_box=true", "epochs=60", "optim.lr=1e-3"]
@@ -66,7 +74,8 @@ ERROR_HEAD = [*EVERY_FACE, "model.crop=aligned-centred", "model.uncertainty=true
 #   stage 2     configs/300w-integral-stage2.yaml            batch 64, lr 2e-3 -> 128: 2e-3 * 128 / 64 = 4e-3
 #   refinement  300w-integral-stage2 + STAGE2_REFINEMENT     batch 16, lr 1e-3 -> 128: 1e-3 * 128 / 16 = 8e-3
 GPU_BATCH = {"stage 1": 256, "stage 2": 128, "stage 2 refinement": 128, "stage 2 refinement, every face": 128,
-             "stage 2 centred": 128, "stage 2 centred, every face": 128,
+             "stage 2 centred": 128, "stage 2 centred, every face": 128, "stage 2 at 96 px": 128,
+             "stage 2 at 96 px, every face": 128,
              "stage 1 full circle": 256, "orientation rotated boxes": 256, "error head": 128}
 GPU_SETTINGS = ["device=cuda", "precision=bf16", "checkpoint_minutes=1"]
 
@@ -150,15 +159,19 @@ def train_cascade(args: argparse.Namespace, cache: Path, work: Path, results: Pa
     run("stage 2 centred", STAGE2_CONFIG, twin, twin_aligned, STAGE2_CENTRED, tuple(jitter))
     run("stage 2 centred, every face", STAGE2_CONFIG, refined, refined_aligned, [*STAGE2_CENTRED, *EVERY_FACE],
         tuple(jitter))
+    twin96, refined96 = work / "stage2-integral-96", work / "stage2-integral-96-every-face"
+    run("stage 2 at 96 px", STAGE2_CONFIG, twin96, twin, STAGE2_96)  # its own jitter, not stage 1's
+    run("stage 2 at 96 px, every face", STAGE2_CONFIG, refined96, refined, [*STAGE2_96, *EVERY_FACE])
     circle, orientation = work / "stage1-cnn6-full-circle", work / "orientation-rotated-box"
     run("stage 1 full circle", "configs/300w-cnn6.yaml", circle, stage1, STAGE1_FULL_CIRCLE)
     run("orientation rotated boxes", "configs/300w-cnn6.yaml", orientation, circle, ORIENTATION_ROTATED_BOX)
     head = work / "stage2-error-head"
-    run("error head", STAGE2_CONFIG, head, refined, ERROR_HEAD)
-    stages = [str(orientation / "best.pt"), str(stage1 / "best.pt")]
+    run("error head", STAGE2_CONFIG, head, refined96, ERROR_HEAD)
+    stages = ["--orientation", "1", str(orientation / "best.pt"), str(stage1 / "best.pt")]
     twin_cascade, uncalibrated = work / "cascade-twin.pt", work / "cascade-uncalibrated.pt"
     cascade = work / "wingface-300w.pt"
-    step("twin cascade", twin_cascade, ["cascade", "build", *stages, str(twin / "best.pt"), "--out", str(twin_cascade)],
+    step("twin cascade", twin_cascade,
+         ["cascade", "build", *stages, str(twin96 / "best.pt"), "--out", str(twin_cascade)],
          dry_run=args.dry_run)
     step("cascade", uncalibrated, ["cascade", "build", *stages, str(head / "best.pt"), "--out", str(uncalibrated)],
          dry_run=args.dry_run)

@@ -3,6 +3,8 @@ orientation stage turns them only for faces the next stage could not read by its
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,8 @@ from wingface.geometry import Squares
 from wingface.bench.predict_speed import random_cascade
 from wingface.data.synthetic import synthetic_shape
 from wingface.geometry import angle_difference, apply_affine, rotation_about
-from wingface.inference.cascade import DISAGREEMENT_SHARE, Cascade, eye_line_roll, with_disagreement
+from wingface.inference.cascade import (DISAGREEMENT_SHARE, Cascade, eye_line_roll, orientation_stages,
+                                       with_disagreement, without_orientation)
 from wingface.inference.stages import Stage
 from wingface.inference.torch_backend import TorchBackend
 from wingface.schemes import get_scheme
@@ -123,3 +126,55 @@ def test_an_upright_face_is_cropped_once_for_the_orientation_stage_and_stage_1()
     Cascade([orient, *stages], derotate_deg=None).run([np.zeros((200, 200, 3), np.uint8)],
                                                       [Squares(CENTRE[None], np.array([90.0]), np.zeros(1))])
     assert len(calls) == 1
+
+
+def test_a_marked_orientation_stage_hands_its_turned_square_to_the_next_stage() -> None:
+    """With ``spec.orientation`` the first stage only settles the square (here half a turn):
+    the stage after it, the anchor, starts from that square, and alone is the fast path."""
+    spec = random_cascade(seed=0)[0].spec
+    orient = _ReadsWithin(replace(spec, orientation=True), np.radians(180.0), np.radians(181))
+    anchor = _Records(spec, np.radians(180.0), np.radians(60))
+    square = Squares(CENTRE[None] + 3.0, np.array([90.0]), np.zeros(1))
+    assert orientation_stages([orient, anchor]) == 1 and without_orientation([orient, anchor]) == [anchor]
+    Cascade([orient, anchor]).run([np.zeros((200, 200, 3), np.uint8)], [square])
+    given = anchor.given[0]
+    np.testing.assert_allclose(given.center, square.center)
+    assert float(np.degrees(angle_difference(given.angle[0], np.pi))) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_unmarked_cascades_keep_their_positional_orientation_stages() -> None:
+    box, aligned = (Stage(s.spec, None) for s in random_cascade(seed=0))
+    assert orientation_stages([box, box, aligned]) == 1  # the box stages before the last box stage
+    assert orientation_stages([box, aligned]) == 0
+    marked = Stage(replace(box.spec, orientation=True), None)
+    with pytest.raises(ValueError, match="orientation stages must lead"):
+        Cascade([box, marked, aligned])
+    with pytest.raises(ValueError, match="orientation stage crops from boxes"):
+        replace(aligned.spec, orientation=True)
+
+
+class _Aligned(Stage):
+    """An aligned stage that returns the box stage's shape, upright in whatever square it got; records them."""
+
+    def __init__(self, spec, shape) -> None:
+        super().__init__(spec, backend=None)
+        self.shape, self.given = shape, []
+
+    def run(self, images, squares, shared=None):
+        self.given += list(squares)
+        return [np.stack([apply_affine(rotation_about(CENTRE, a), self.shape) for a in sq.angle])
+                if len(sq.angle) else np.zeros((0, *self.shape.shape)) for sq in squares]
+
+
+@pytest.mark.parametrize("degrees, stage1_runs", [(5.0, False), (30.0, True), (180.0, False)])
+def test_faces_a_marked_orientation_stage_finds_upright_skip_stage_1(degrees: float, stage1_runs: bool) -> None:
+    """Upright in its (possibly quarter-turned) square, a face goes from the orientation
+    stage straight to stage 2; rolled beyond the de-rotation threshold, it takes stage 1."""
+    box, aligned = (s.spec for s in random_cascade(seed=0))
+    orient = _ReadsWithin(replace(box, orientation=True), np.radians(degrees), np.radians(181))
+    stage1 = _ReadsWithin(box, np.radians(degrees), np.radians(60))
+    stage2 = _Aligned(aligned, orient.shape)
+    cascade = Cascade([orient, stage1, stage2])
+    cascade.run([np.zeros((200, 200, 3), np.uint8)], [Squares(CENTRE[None], np.array([90.0]), np.zeros(1))])
+    assert (stage1.faces > 0) is stage1_runs
+    assert without_orientation(cascade.stages) == [stage2]

@@ -23,11 +23,11 @@ def _images(n: int, size: int = 64) -> torch.Tensor:
 
 def test_a_peaked_map_reads_out_its_cell_centre_in_crop_pixels() -> None:
     model = _model()
-    side = model.grid.numel()  # 64 px input -> 16 x 16 maps of 4 px cells
-    assert side == 16
-    prob = torch.zeros(1, 68, side, side)
-    prob[0, :, 5, 11] = 1.0  # row 5 (y), column 11 (x)
-    points = model.codec.decode(model._expectation(prob, model.grid))
+    cells = model.moment_basis.shape[0]  # 64 px input -> 16 x 16 maps of 4 px cells
+    assert cells == 16 * 16
+    prob = torch.zeros(1, 68, cells)
+    prob[0, :, 5 * 16 + 11] = 1.0  # row 5 (y), column 11 (x)
+    points = model.moments(prob)[..., :2]
     torch.testing.assert_close(points[0, 0], torch.tensor([11 * 4 + 1.5, 5 * 4 + 1.5]))
 
 

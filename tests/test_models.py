@@ -258,3 +258,16 @@ def test_head_dropout_trains_noisy_evaluates_exact_and_round_trips(tmp_path) -> 
     assert not any(isinstance(m, torch.nn.Dropout) for m in _small_cnn().head)  # the paper's head by default
     with pytest.raises(ValueError, match="dropout"):
         _small_cnn(dropout=1.0)
+
+
+def test_with_input_size_moves_an_integral_network_to_another_crop_size() -> None:
+    from wingface.models import with_input_size
+
+    model = create_model("integral", get_scheme("300w-68"), input_size=64, width=0.25).eval()
+    assert with_input_size(model, 64) is model
+    smaller = with_input_size(model, 32).eval()
+    assert smaller.spec.input_size == 32 and smaller.moment_basis.shape[0] == 8 * 8
+    with torch.no_grad():
+        assert smaller.predict_pixels(torch.rand(1, 3, 32, 32) * 255).shape == (1, 68, 2)
+    with pytest.raises(ValueError, match="64-px crops only"):
+        with_input_size(create_model("cnn6", get_scheme("300w-68")), 32)

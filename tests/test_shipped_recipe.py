@@ -50,6 +50,7 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     commands, out = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--data", str(data), "--work", str(work))
     assert list(commands) == ["stage 1", "stage 1 residuals", "stage 2", "stage 2 refinement",
                               "stage 2 refinement, every face", "stage 2 centred", "stage 2 centred, every face",
+                              "stage 2 at 96 px", "stage 2 at 96 px, every face",
                               "stage 1 full circle", "orientation rotated boxes",
                               "error head", "twin cascade", "cascade", "calibrate"]
     gpu = "device=cuda precision=bf16 checkpoint_minutes=1"
@@ -62,6 +63,8 @@ def test_cuda_recipe_scales_batches_and_learning_rates(tiny_cache: Path, tmp_pat
     assert "batch_size=16" not in commands["stage 2 refinement"]
     # The centred fine-tunes: batch 16, lr 5e-4 -> 128, 4e-3.
     assert f"epochs=30 {gpu} batch_size=128 optim.lr=0.004 {JITTER}" in commands["stage 2 centred"]
+    # The 96-px fine-tunes set their own crop jitter (no stage-1 residuals): batch 16, lr 5e-4 -> 128, 4e-3.
+    assert f"augment.scale=0.1 {gpu} batch_size=128 optim.lr=0.004 --no-progress" in commands["stage 2 at 96 px"]
     assert f"epochs=120 {gpu} batch_size=256 optim.lr=0.008" in commands["stage 1 full circle"]
     # The rotated-box epochs: batch 64, lr 1e-3 -> 256, 4e-3.
     assert f"augment.rotated_box=true epochs=60 {gpu} batch_size=256 optim.lr=0.004" in commands["orientation rotated boxes"]
@@ -78,7 +81,8 @@ def test_cuda_recipe_under_torchrun(tiny_cache: Path, tmp_path: Path) -> None:
     commands, _ = _dry_run("--device", "cuda", "--cache", str(tiny_cache), "--nproc", "4", "--work", str(tmp_path))
     torchrun = "torchrun --standalone --nproc-per-node=4 -m wingface.cli.main train "
     for name in ("stage 1", "stage 2", "stage 2 refinement", "stage 2 refinement, every face", "stage 2 centred",
-                 "stage 2 centred, every face", "stage 1 full circle",
+                 "stage 2 centred, every face", "stage 2 at 96 px", "stage 2 at 96 px, every face",
+                 "stage 1 full circle",
                  "orientation rotated boxes", "error head"):
         assert commands[name].startswith(torchrun), commands[name]
         assert "device=cuda" in commands[name]
@@ -93,6 +97,8 @@ def test_cpu_recipe(tmp_path: Path) -> None:
     cache, model = w / "cache-300w-train", w / "wingface-300w.pt"
     stage2, refine = "configs/300w-integral-stage2.yaml", "epochs=80 batch_size=16 optim.lr=1e-3"
     centred = "model.crop=aligned-centred epochs=30 batch_size=16 optim.lr=5e-4"
+    at96 = ("model.crop=aligned-centred model.input_size=96 epochs=48 batch_size=16 optim.lr=5e-4 "
+            "augment.rotation_deg=20 augment.shift=0.04 augment.scale=0.1")
     common = f"--data {data} --split 300w-common"
     assert commands == {
         "prepare": f"wingface prepare {data} --split 300w-train --out {cache}",
@@ -110,6 +116,11 @@ def test_cpu_recipe(tmp_path: Path) -> None:
         "stage 2 centred, every face": f"wingface train {stage2} out={w}/stage2-integral-centred-every-face "
                                        f"data={cache} model.init={w}/stage2-integral-refined-every-face/best.pt "
                                        f"{centred} val_fraction=0 {JITTER} --no-progress",
+        "stage 2 at 96 px": f"wingface train {stage2} out={w}/stage2-integral-96 data={cache} "
+                            f"model.init={w}/stage2-integral-centred/best.pt {at96} --no-progress",
+        "stage 2 at 96 px, every face": f"wingface train {stage2} out={w}/stage2-integral-96-every-face data={cache} "
+                                        f"model.init={w}/stage2-integral-centred-every-face/best.pt {at96} "
+                                        "val_fraction=0 --no-progress",
         "stage 1 full circle": f"wingface train configs/300w-cnn6.yaml out={w}/stage1-cnn6-full-circle data={cache} "
                                f"model.init={w}/stage1-cnn6/best.pt augment.rotation_deg=180 epochs=120 --no-progress",
         "orientation rotated boxes": f"wingface train configs/300w-cnn6.yaml out={w}/orientation-rotated-box "
@@ -117,13 +128,14 @@ def test_cpu_recipe(tmp_path: Path) -> None:
                                      "augment.rotation_deg=180 augment.rotated_box=true epochs=60 optim.lr=1e-3 "
                                      "--no-progress",
         "error head": f"wingface train {stage2} out={w}/stage2-error-head data={cache} "
-                      f"model.init={w}/stage2-integral-centred-every-face/best.pt val_fraction=0 "
+                      f"model.init={w}/stage2-integral-96-every-face/best.pt val_fraction=0 "
                       "model.crop=aligned-centred model.uncertainty=true model.freeze_points=true epochs=8 "
                       "batch_size=32 optim.lr=1e-3 "
                       "optim.weight_decay=0 augment.rotation_deg=20 augment.shift=0.08 augment.scale=0.15 --no-progress",
-        "twin cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
-                        f"{w}/stage2-integral-centred/best.pt --out {w}/cascade-twin.pt",
-        "cascade": f"wingface cascade build {w}/orientation-rotated-box/best.pt {w}/stage1-cnn6/best.pt "
+        "twin cascade": f"wingface cascade build --orientation 1 {w}/orientation-rotated-box/best.pt "
+                        f"{w}/stage1-cnn6/best.pt {w}/stage2-integral-96/best.pt --out {w}/cascade-twin.pt",
+        "cascade": f"wingface cascade build --orientation 1 {w}/orientation-rotated-box/best.pt "
+                   f"{w}/stage1-cnn6/best.pt "
                    f"{w}/stage2-error-head/best.pt --out {w}/cascade-uncalibrated.pt",
         "calibrate": f"wingface cascade calibrate {w}/cascade-uncalibrated.pt --data {cache} --twin "
                      f"{w}/cascade-twin.pt --half --out {model} --json {w}/results/error_calibration.json",

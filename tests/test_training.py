@@ -352,3 +352,19 @@ def test_an_aligned_checkpoint_is_fine_tuned_into_the_centred_frame(cache: Path,
                         for name in ("aligned", "centred"))
     assert aligned.crop == "aligned" and centred.crop == "aligned-centred"
     assert centred.reference == aligned.reference  # the same mean shape, another centre
+
+
+def test_an_integral_checkpoint_is_fine_tuned_at_another_input_size(cache: Path, tmp_path: Path,
+                                                                    no_plots: None) -> None:
+    """The fully convolutional integral network keeps its weights at a new crop size."""
+    net = ("model.arch=integral", "model.width=0.25", "model.crop=aligned-centred")
+    Trainer(_config(cache, tmp_path / "at64", *net, "model.input_size=64", "epochs=1", "max_steps=1"),
+            progress=False).fit()
+    first = load_checkpoint(tmp_path / "at64" / "best.pt", expect_scheme=SCHEME).model
+    init = f"model.init={tmp_path / 'at64' / 'best.pt'}"
+    Trainer(_config(cache, tmp_path / "at32", *net, "model.input_size=32", init, "epochs=1", "max_steps=1",
+                    "optim.lr=1e-12"), progress=False).fit()
+    second = load_checkpoint(tmp_path / "at32" / "best.pt", expect_scheme=SCHEME).model
+    assert (first.spec.input_size, second.spec.input_size) == (64, 32)
+    assert second.spec.reference == first.spec.reference
+    torch.testing.assert_close(second.heatmaps.weight, first.heatmaps.weight, atol=1e-6, rtol=1e-4)

@@ -167,13 +167,13 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def _float_nodes(proto) -> list[str]:
     """Names of the nodes kept in float: the first conv, the points' output layer (the last
-    Gemm, MatMul or Conv outside the error head: a regression head's FC layer, an integral
-    model's heatmap conv), every node after it (the decoding, the soft-argmax readout) and the
-    error head."""
+    Gemm or Conv outside the error head: a regression head's FC layer, an integral model's
+    heatmap conv), every node after it (the decoding, the soft-argmax readout and its moment
+    MatMul) and the error head."""
     nodes = list(proto.graph.node)
     first = [n.name for n in nodes if n.op_type == "Conv"][:1]
     last = max((i for i, n in enumerate(nodes)
-                if n.op_type in ("Gemm", "MatMul", "Conv") and "error_head" not in n.name), default=len(nodes))
+                if n.op_type in ("Gemm", "Conv") and "error_head" not in n.name), default=len(nodes))
     return first + [n.name for i, n in enumerate(nodes) if i >= last or "error_head" in n.name]
 
 

@@ -42,6 +42,9 @@ class ModelSpec:
             previous points are aligned to; its box square with ``box_margin`` is the crop.
         uncertainty: the network also predicts each point's expected error (crop pixels;
             see `LandmarkRegressor.predict_with_error`), the source of landmark confidence.
+        orientation: an orientation stage (a box stage trained on faces at any roll): a
+            cascade uses it only to turn each face's square upright, and the next stage starts
+            from that square rather than from its points (`wingface.inference.cascade`).
     """
 
     arch: str
@@ -56,6 +59,7 @@ class ModelSpec:
     crop: str = "box"
     reference: tuple[tuple[float, float], ...] | None = None
     uncertainty: bool = False
+    orientation: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, str) or not self.arch:
@@ -71,6 +75,9 @@ class ModelSpec:
         object.__setattr__(self, "box_margin", float(self.box_margin))
         object.__setattr__(self, "batch_norm", bool(self.batch_norm))
         object.__setattr__(self, "uncertainty", bool(self.uncertainty))
+        object.__setattr__(self, "orientation", bool(self.orientation))
+        if self.orientation and self.crop != "box":
+            raise ValueError(f"an orientation stage crops from boxes (crop 'box'), got crop {self.crop!r}")
         object.__setattr__(self, "pixel_mean", _rgb_triple(self.pixel_mean, "pixel_mean", positive=False))
         object.__setattr__(self, "pixel_std", _rgb_triple(self.pixel_std, "pixel_std", positive=True))
         object.__setattr__(self, "arch_kwargs", _plain_kwargs(self.arch_kwargs))
@@ -116,6 +123,8 @@ class ModelSpec:
             "crop": self.crop,
             "reference": [list(p) for p in self.reference] if self.reference is not None else None,
             "uncertainty": self.uncertainty,
+            # Only when set: the files of every other model stay readable by older versions.
+            **({"orientation": True} if self.orientation else {}),
         }
 
     @classmethod

@@ -25,7 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", type=Path, help="write the measurement here")
     r.set_defaults(func=run_residuals)
     b = verbs.add_parser("build", help="chain checkpoints (stage 1 first) into one cascade file")
-    b.add_argument("models", nargs="+", help="checkpoints in order; the first must crop from boxes")
+    b.add_argument("models", nargs="+", help="checkpoints in order")
+    b.add_argument("--orientation", type=int, default=0, metavar="K",
+                   help="mark the first K models as orientation stages (box stages trained on faces at any roll): "
+                        "they only turn each face's square upright and the next stage starts from that square "
+                        "(default 0: the box stages before the last box stage act as such)")
     b.add_argument("--out", required=True, type=Path, help="cascade file to write")
     b.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     b.set_defaults(func=run_build)
@@ -79,9 +83,17 @@ def run_build(args: argparse.Namespace) -> int:
     from ..models import load_checkpoint, save_cascade
 
     models = [load_checkpoint(m).model for m in args.models]
+    if not 0 <= args.orientation < len(models):
+        raise ValueError(f"--orientation {args.orientation}: need 0 <= K < {len(models)} (the number of models)")
+    for i, model in enumerate(models[:args.orientation]):
+        try:
+            model.spec = replace(model.spec, orientation=True)
+        except ValueError as err:
+            raise ValueError(f"--orientation: {args.models[i]}: {err}") from None
     extra = {"stages": [str(m) for m in args.models]}
     save_cascade(args.out, models, extra=extra, half=args.half)
-    print(f"wrote {args.out}: " + " -> ".join(f"{m.spec.arch} ({m.spec.crop})" for m in models))
+    print(f"wrote {args.out}: " + " -> ".join(f"{m.spec.arch} ({'orientation' if m.spec.orientation else m.spec.crop})"
+                                            for m in models))
     return 0
 
 

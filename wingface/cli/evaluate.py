@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for an ONNX export, torch otherwise")
     p.add_argument("--device", default="cpu")
     p.add_argument("--flip-test", action="store_true", help="average each network with its mirrored-crop output")
-    p.add_argument("--no-orientation", action="store_true", help="skip the cascade's orientation stage")
+    p.add_argument("--no-orientation", action="store_true",
+                   help="take faces as upright: skip the cascade's orientation stage and what only rolled faces need")
     add_precision_option(p)
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--ced", type=Path, help="CED plot PNG (default: beside --json)")

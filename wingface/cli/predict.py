@@ -88,7 +88,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip-test", action="store_true",
                    help="average each network with its mirrored-crop output (2x network time, ~3%% lower NME)")
     p.add_argument("--no-orientation", action="store_true",
-                   help="skip the orientation stage (faster; for faces within 60 degrees of upright)")
+                   help="take faces as upright: skip the orientation stage and what only rolled faces need "
+                        "(the fastest mode; for faces within about 20 degrees of upright)")
     add_precision_option(p)
 
 

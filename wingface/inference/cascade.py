@@ -4,16 +4,21 @@ With a CNN-6 then a CNN-7 stage this is the paper's two-stage CNN-6/7 framework:
 points remove the in-plane rotation and correct the box, stage 2 refines in that frame. Any
 models can be chained, and a refinement stage may be repeated.
 
-When a box stage's points show the face rolled by more than ``derotate_deg`` (the angle
-of the line between the eye centres) against its square, it runs once more on a square
-turned by that roll, so rotated faces (a head on its side, upside down) reach stage 2
-nearly upright. Several box stages may lead a cascade: each starts from the squares the one
-before settled on, so a first stage trained on the full circle can find the roll and a
-second, trained on near-upright faces, place the points. Such an orientation stage turns
-the square only beyond ``orient_deg``, and then, where the residual roll allows, by whole
-quarter turns about its centre: faces the next stage reads by itself keep exactly the
-squares they would have had without it, and a photo turned by 90 or 180 degrees gets the
-same crops, so the same points, as the upright one.
+When the first stage after the orientation stages (the anchor) reads the face rolled by more
+than ``derotate_deg`` (the angle of the line between the eye centres) against its square, it
+runs once more on a square turned by that roll, so rotated faces (a head on its side,
+upside down) reach the next stage nearly upright. Orientation stages may lead a cascade:
+trained on the full circle, they find the roll, and each hands the next the square it
+settled on. An orientation stage turns the square only beyond ``orient_deg``, and then,
+where the residual roll allows, by whole quarter turns about its centre: faces the next
+stage reads by itself keep exactly the squares they would have had without it, and a photo
+turned by 90 or 180 degrees gets the same crops, so the same points, as the upright one.
+
+A cascade may mark its orientation stages (``spec.orientation``, `wingface cascade build
+--orientation`); then a face they find upright in its square goes straight to the first
+aligned stage, which crops that square (a stage 2 trained to start from the box, as the
+shipped one is), and only rolled faces take the box stage between, whose own de-rotation
+reads them. Upright faces cost two networks, not three.
 """
 
 from __future__ import annotations
@@ -54,14 +59,16 @@ def quarter_turned(squares: Squares, points: np.ndarray, roll: np.ndarray, snap:
                    np.where(snapped, squares.side, upright.side), np.where(snapped, angle, upright.angle))
 
 
-# Share of a point's reported error that is the distance between the last box stage's and
-# the final reading of it (the rest: the error head's expectation). Both are pixel errors of
-# the same size, so the blend keeps the calibration. The disagreement flags failures the head
-# takes for ordinary fits. Chosen on the validation faces of the shipped model's twin, as the
-# share with the largest sum of the two rank correlations with the error
-# (benchmarks/disagreement_share.py; benchmarks/results/disagreement_share.json): per face
-# 0.60 at share 0, 0.63 at 0.1, 0.64 at 0.2, 0.65 at 0.3; per point 0.48, 0.49, 0.48, 0.46
-# (sums 1.085, 1.112, 1.117, 1.101; 0.15 ties 0.2).
+# Share of a point's reported error that is the distance between an earlier stage's and the
+# final reading of it (`Cascade.readings`: stage 1's, or for a face that went straight to
+# stage 2 the orientation stage's; the rest: the error head's expectation). Both are pixel
+# errors of the same size, so the blend keeps the calibration. The disagreement flags
+# failures the head takes for ordinary fits. Chosen on the validation faces of the shipped
+# model's twin by the largest sum of the two rank correlations with the error
+# (benchmarks/disagreement_share.py; benchmarks/results/disagreement_share.json; session 12,
+# the 96-px stage 2): per face 0.49 at share 0, 0.53 at 0.1, 0.54 at 0.2, 0.54 at 0.3; per
+# point 0.47, 0.47, 0.45, 0.43 (sums 0.956, 0.996, 0.994, 0.972): 0.1 and 0.2 tie, and 0.2,
+# the share since session 11, ranks the faces better.
 DISAGREEMENT_SHARE = 0.2
 
 
@@ -92,25 +99,49 @@ def blended(finals: Sequence[np.ndarray], box_points: Sequence[np.ndarray] | Non
 
 
 def leading_box_stages(stages: Sequence[Stage]) -> int:
-    """How many box stages lead ``stages`` (the orientation stages and the last box stage)."""
+    """How many box stages lead ``stages``."""
     return next((i for i, s in enumerate(stages) if s.spec.crop != "box"), len(stages))
 
 
+def orientation_stages(stages: Sequence[Stage]) -> int:
+    """How many orientation stages lead ``stages``: those whose spec says so
+    (``spec.orientation``) or, in a cascade that marks none, the box stages before its last
+    box stage."""
+    marked = next((i for i, s in enumerate(stages) if not s.spec.orientation), len(stages))
+    return marked if marked else max(0, leading_box_stages(stages) - 1)
+
+
 def without_orientation(stages: Sequence[Stage]) -> list[Stage]:
-    """``stages`` less their orientation stages (the box stages before the last box stage):
-    faster, for faces within the next stage's training roll (+-60 degrees for the shipped model)."""
-    return list(stages[max(0, leading_box_stages(stages) - 1):])
+    """``stages`` for faces known to be near upright: less their orientation stages and, in a
+    cascade that marks them (see `Cascade`), the box stages that serve only rolled faces.
+    Faster; for the shipped model, stage 2 alone from the box (faces within about 20 degrees
+    of upright)."""
+    return list(stages[upright_start(stages):])
+
+
+def upright_start(stages: Sequence[Stage]) -> int:
+    """Index of the stage a face upright in its square starts at: the first aligned stage
+    after the orientation stages in a cascade that marks them (``spec.orientation``), else
+    the first stage after the orientation stages."""
+    k = orientation_stages(stages)
+    if not (stages and stages[0].spec.orientation):
+        return k
+    return next((i for i in range(k, len(stages)) if stages[i].spec.crop != "box"), k)
 
 
 class Cascade:
-    """Stages run in order; the first must crop from boxes (``crop == "box"``).
+    """Stages run in order: the orientation stages (`orientation_stages`) settle each face's
+    square, the next stage (the anchor) starts from it, and every later stage from the points
+    of the one before. Where the orientation stages are marked (``spec.orientation``), a face
+    they find upright in its square (within ``derotate_deg``) skips the box stages after them:
+    its anchor is the first aligned stage, which crops that square (`Stage.squares`); rolled
+    faces take every stage.
 
     Args:
         stages: the models, stage 1 first.
         repeat_last: how many times the last stage runs (refinement).
-        derotate_deg: roll beyond which the last box stage runs again on a turned square;
-            None: never.
-        orient_deg: the same for the box stages before it (orientation stages).
+        derotate_deg: roll beyond which the anchor runs again on a turned square; None: never.
+        orient_deg: the same for the orientation stages.
     """
 
     DEROTATE_PASSES = 3  # a face rolled past stage 1's training range needs two or three turns
@@ -125,11 +156,11 @@ class Cascade:
                  orient_deg: float = 60.0) -> None:
         if not stages:
             raise ValueError("a cascade needs at least one stage")
-        if stages[0].spec.crop != "box":
-            raise ValueError("the first stage of a cascade must crop from boxes (crop='box')")
         names = {s.spec.scheme.name for s in stages}
         if len(names) > 1:
             raise ValueError(f"cascade stages disagree on the landmark scheme: {sorted(names)}")
+        if any(s.spec.orientation for s in stages[orientation_stages(stages):]):
+            raise ValueError("orientation stages must lead a cascade")
         if repeat_last < 1:
             raise ValueError(f"repeat_last must be >= 1, got {repeat_last}")
         self.stages = list(stages) + [stages[-1]] * (repeat_last - 1)
@@ -147,39 +178,53 @@ class Cascade:
         return blended(*self.readings(images, squares))
 
     def readings(self, images: Sequence[np.ndarray], squares: Sequence[Squares]):
-        """(the last stage's outputs [N_i, L, C] as its network read them, the last box
-        stage's points [N_i, L, C'] or None when no stage runs after it) per image: what `run`
-        blends."""
+        """(the last stage's outputs [N_i, L, C] as its network read them, an earlier reading
+        [N_i, L, C'] per image: the anchor's points, or when the anchor is the last stage the
+        orientation stage's, or None without one): what `run` blends."""
         return self._run(images, squares, first=0)
 
     def follow(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Landmarks [N_i, L, C] per image from earlier landmarks [N_i, L, 2] per image (e.g. a
-        video's previous frame): the last box stage starts from their box square turned by
-        their roll, so the orientation stages are not needed, then the aligned stages run."""
+        video's previous frame): the anchor starts from their box square turned by their
+        roll, so the orientation stages are not needed, then the stages after it run."""
         squares = [upright_squares(p, eye_line_roll(p, self.scheme)) if len(p) else
                    Squares(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
                    for p in (np.asarray(p, dtype=np.float64)[..., :2] for p in points)]
-        return blended(*self._run(images, squares, first=max(0, leading_box_stages(self.stages) - 1)))
+        return blended(*self._run(images, squares, first=upright_start(self.stages)))
 
     def _run(self, images: Sequence[np.ndarray], squares: Sequence[Squares], first: int):
-        """Box stages from ``first`` (the orientation stages, then the last box stage), then the
-        aligned stages; returns what `readings` describes."""
-        last_box = max(first, leading_box_stages(self.stages) - 1)
+        """The orientation stages from ``first``, then the anchor (with its de-rotation) and the
+        stages after it; returns what `readings` describes."""
+        k = orientation_stages(self.stages)
         shared: dict = {}  # crops of the box stages: an upright face's orientation crop is stage 1's
-        for stage in self.stages[first:last_box]:
-            squares = self._settled(stage, images, squares, self.orient, quarters=True, shared=shared)[0]
-        return self._finish(images, squares, last_box, shared)
+        oriented = None
+        for stage in self.stages[first:k]:
+            squares, oriented = self._settled(stage, images, squares, self.orient, quarters=True, shared=shared)
+        skip = upright_start(self.stages)
+        if first >= k or skip == k:  # no orientation stage ran: the squares are taken as upright
+            return self._finish(images, squares, max(first, skip), shared, oriented)
+        limit = np.inf if self.derotate is None else self.derotate
+        upright = [np.abs(angle_difference(eye_line_roll(p[..., :2], self.scheme), sq.angle)) <= limit
+                   if len(p) else np.zeros(0, bool) for p, sq in zip(oriented, squares)]
+        if all(u.all() for u in upright):
+            return self._finish(images, squares, skip, shared, oriented)
+        rolled = [~u for u in upright]
+        fast = self._finish(images, _picked(squares, upright), skip, shared, _picked(oriented, upright))
+        slow = self._finish(images, _picked(squares, rolled), k, shared, _picked(oriented, rolled))
+        return tuple(_merged(f, s_, upright) for f, s_ in zip(fast, slow))
 
-    def _finish(self, images, squares: Sequence[Squares], last_box: int, shared: dict):
-        """The last box stage (with its de-rotation) and the aligned stages after it:
-        (final outputs, the box stage's points or None; see `readings`)."""
-        squares, box_points = self._settled(self.stages[last_box], images, squares, self.derotate, shared=shared)
-        if last_box + 1 == len(self.stages):
-            return box_points, None
-        points = box_points
-        for stage in self.stages[last_box + 1:]:
+    def _finish(self, images, squares: Sequence[Squares], anchor: int, shared: dict, oriented):
+        """The anchor stage from ``squares`` (a box stage crops them, an aligned one places its
+        reference in them) with its de-rotation, then the aligned stages after it, each from
+        the points before: (final outputs, the anchor's points, or when it is the last stage
+        the orientation stage's points ``oriented`` (None without one); see `readings`)."""
+        squares, points = self._settled(self.stages[anchor], images, squares, self.derotate, shared=shared)
+        if anchor + 1 == len(self.stages):
+            return points, oriented
+        earlier = points
+        for stage in self.stages[anchor + 1:]:
             points = stage.run(images, [stage.squares(sq, p[..., :2]) for sq, p in zip(squares, points)])
-        return points, box_points
+        return points, earlier
 
     def _settled(self, stage: Stage, images, squares: Sequence[Squares], threshold: float | None,
                  quarters: bool = False, shared: dict | None = None):
@@ -215,3 +260,20 @@ class Cascade:
             new_squares.append(Squares(np.where(r[:, None], t.center, sq.center), np.where(r, t.side, sq.side),
                                        np.where(r, t.angle, sq.angle)))
         return new_squares, new_points, True
+
+
+def _picked(per_image: Sequence, masks: Sequence[np.ndarray]) -> list:
+    """The faces of each image that ``masks`` [N_i] select: `Squares` or [N_i, ...] arrays."""
+    if isinstance(per_image[0], Squares):
+        return [Squares(sq.center[m], sq.side[m], sq.angle[m]) for sq, m in zip(per_image, masks)]
+    return [a[m] for a, m in zip(per_image, masks)]
+
+
+def _merged(chosen: Sequence[np.ndarray], others: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list:
+    """Per image, the rows of ``chosen`` where ``masks`` is set and of ``others`` elsewhere."""
+    merged = []
+    for a, b, m in zip(chosen, others, masks):
+        out = np.empty((len(m), *(a.shape[1:] if len(a) else b.shape[1:])))
+        out[m], out[~m] = a, b
+        merged.append(out)
+    return merged

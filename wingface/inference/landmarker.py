@@ -70,8 +70,10 @@ class Landmarker:
             spares importing torch), otherwise the file's own arithmetic. `precision`
             holds what runs.
         orientation: run the cascade's orientation stage, if it has one, which reads faces
-            at any roll; False skips it (the fastest mode with ``precision="int8"``), for
-            faces within +-60 degrees of upright, on which results are unchanged.
+            at any roll; False takes every face as near upright in its box and skips it, and
+            the stages only rolled faces need (`without_orientation`): for the shipped model
+            stage 2 alone, the fastest mode, for faces within about 20 degrees of upright, on
+            which results are unchanged.
         threads: onnxruntime intra-op threads (``onnx`` backend; None: all cores). The
             PyTorch backend follows ``torch.set_num_threads``.
         scheme: if given, the landmark scheme name the model must have (ValueError otherwise);

@@ -66,11 +66,11 @@ class Stage:
         self._reference = None if spec.reference is None else np.asarray(spec.reference)
 
     def squares(self, landmark_squares: Squares, previous: np.ndarray | None) -> Squares:
-        """This stage's crop squares: the landmark-box squares enlarged by the margin, or the
-        frame aligned to the spec's reference shape from the previous stage's points [N, L, 2]."""
-        if self.spec.crop in ALIGNED_CROPS:
-            if previous is None:
-                raise ValueError(f"an aligned ({self.spec.arch}) stage cannot be first in a cascade")
+        """This stage's crop squares: the frame aligned to the spec's reference shape from the
+        previous stage's points [N, L, 2], or without them (a box stage, or an aligned stage
+        that starts a cascade) the landmark-box squares enlarged by the margin, which is the
+        aligned frame of the reference shape placed in those squares."""
+        if self.spec.crop in ALIGNED_CROPS and previous is not None:
             return crop_squares(previous, self.spec.crop, self._reference, self.spec.box_margin)
         c, s, a = landmark_squares
         return Squares(c, s * (1.0 + self.spec.box_margin), a)

@@ -8,6 +8,7 @@ size, default batch_norm). A builder takes a `ModelSpec` plus keyword-only
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple
 
 from ..lookup import lookup
@@ -23,7 +24,7 @@ from ..spec import ModelSpec
 
 __all__ = [
     "ARCHITECTURES", "Architecture", "IntegralCNN", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec",
-    "ResNet", "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
+    "ResNet", "SimpleCNN", "build_model", "with_input_size", "count_parameters", "create_model", "flops_per_face",
     "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint",
 ]
 
@@ -84,3 +85,18 @@ def build_model(spec: ModelSpec) -> LandmarkRegressor:
     if spec.uncertainty:
         model.attach_error_head()
     return model
+
+
+def with_input_size(model: LandmarkRegressor, input_size: int) -> LandmarkRegressor:
+    """``model``'s weights in a network for crops of ``input_size`` pixels (a new model; the
+    same one when the size is unchanged). Only fully convolutional families (``integral``)
+    can change size: ValueError for one whose weights depend on it."""
+    if input_size == model.spec.input_size:
+        return model
+    resized = build_model(replace(model.spec, input_size=input_size))
+    try:
+        resized.load_state_dict(model.state_dict())
+    except RuntimeError:
+        raise ValueError(f"{model.spec.arch}: its weights fit {model.spec.input_size}-px crops only; "
+                         f"cannot run it at {input_size} px") from None
+    return resized

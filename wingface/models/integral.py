@@ -78,8 +78,10 @@ class IntegralCNN(LandmarkRegressor):
         self.heatmaps = nn.Conv2d(dec[-1], spec.num_points, 1)
         side = spec.input_size // stride
         centres = (torch.arange(side, dtype=torch.float32) + 0.5) * stride - 0.5  # crop pixels of each cell
-        self.register_buffer("grid", self.codec.encode(centres), persistent=False)  # output units
-        self.register_buffer("grid_px", centres, persistent=False)
+        y, x = (c.flatten() for c in torch.meshgrid(centres, centres, indexing="ij"))  # row-major cells
+        # One product with this [h * w, 4] basis reads every moment the readout needs (one
+        # MatMul in an export instead of a chain of small reductions).
+        self.register_buffer("moment_basis", torch.stack([x, y, x * x, y * y], dim=1), persistent=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -88,26 +90,27 @@ class IntegralCNN(LandmarkRegressor):
         nn.init.normal_(self.heatmaps.weight, std=1e-3)  # flat maps at first: every point starts mid-crop
 
     def distributions(self, features: torch.Tensor) -> torch.Tensor:
-        """Decoder features -> [N, L, h, w] float32 probability maps (each sums to 1)."""
+        """Decoder features -> [N, L, h * w] float32 probabilities over the row-major cells (each
+        map sums to 1)."""
         logits = self.heatmaps(features)
         with torch.autocast(features.device.type, enabled=False):
-            return logits.float().flatten(2).softmax(-1).view_as(logits)
+            return logits.float().flatten(2).softmax(-1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Decoder features -> [N, L, 2] float32 expected (x, y) in the output unit."""
-        return self._expectation(self.distributions(features), self.grid)
+        return self.codec.encode(self.moments(self.distributions(features))[..., :2])
 
-    @staticmethod
-    def _expectation(prob: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        """[N, L, h, w] probabilities, [w] cell coordinates -> [N, L, 2] expected (x, y)."""
-        return torch.stack([(prob.sum(2) * grid).sum(-1), (prob.sum(3) * grid).sum(-1)], dim=-1)
+    def moments(self, prob: torch.Tensor) -> torch.Tensor:
+        """[N, L, h * w] probabilities -> [N, L, 4] expected x, y, x^2, y^2 (crop pixels), in
+        float32 even under autocast (bf16 would round the points by up to half a pixel)."""
+        with torch.autocast(prob.device.type, enabled=False):
+            return prob.float() @ self.moment_basis
 
-    def _spread(self, prob: torch.Tensor) -> torch.Tensor:
-        """[N, L, h, w] probabilities -> [N, 3L]: std of x, std of y (crop pixels), peak probability."""
-        mean = self._expectation(prob, self.grid_px)
-        second = self._expectation(prob, self.grid_px ** 2)
-        std = (second - mean ** 2).clamp_min(1e-6).sqrt()
-        return torch.cat([std.flatten(1), prob.flatten(2).amax(-1)], dim=1)
+    def _spread(self, prob: torch.Tensor, moments: torch.Tensor) -> torch.Tensor:
+        """Probabilities [N, L, h * w] and their `moments` -> [N, 3L]: std of x, std of y (crop
+        pixels), peak probability."""
+        std = (moments[..., 2:] - moments[..., :2] ** 2).clamp_min(1e-6).sqrt()
+        return torch.cat([std.flatten(1), prob.amax(-1)], dim=1)
 
     @property
     def error_head_inputs(self) -> int:
@@ -119,9 +122,10 @@ class IntegralCNN(LandmarkRegressor):
         in crop pixels [N, L], float32). Needs the error head."""
         self._require_error_head()
         prob = self.distributions(self.forward_features(x))
+        moments = self.moments(prob)
         with torch.autocast(prob.device.type, enabled=False):
-            log_error = self.error_head(self._spread(prob.detach()))
-        return self._expectation(prob, self.grid), log_error
+            log_error = self.error_head(self._spread(prob.detach(), moments.detach()))
+        return self.codec.encode(moments[..., :2]), log_error
 
     def set_mean_shape(self, points_px: np.ndarray | torch.Tensor, weight_scale: float = 1e-3) -> None:
         """No-op: the readout needs no mean-shape start (each map finds its point where it is)."""

@@ -28,7 +28,7 @@ from ..data.cache import FaceCache, load_cache, prepare_cache
 from ..data.datasets import open_dataset
 from ..evaluation.metrics import nme, normaliser
 from ..losses import create_loss, laplace_nll
-from ..models import LandmarkRegressor, create_model, load_checkpoint, save_checkpoint
+from ..models import LandmarkRegressor, create_model, load_checkpoint, save_checkpoint, with_input_size
 from ..models.precision import autocast, resolve_precision, time_training_step
 from .config import TrainConfig
 from .distributed import DistContext, init_distributed, shutdown_distributed
@@ -193,6 +193,9 @@ class Trainer:
                 # Fine-tuning into the other aligned frame: same reference, another centre.
                 log.info("model.crop: %s -> %s (from %s)", model.spec.crop, m.crop, m.init)
                 model.spec = replace(model.spec, crop=m.crop)
+            if m.input_size is not None and m.input_size != model.spec.input_size:
+                log.info("model.input_size: %d -> %d (from %s)", model.spec.input_size, m.input_size, m.init)
+                model = with_input_size(model, m.input_size)
         else:
             train_idx, _ = split_train_val(len(cache), self.cfg.val_fraction, self.cfg.split_seed)
             reference = reference_shape(cache.points[train_idx]) if m.crop in ALIGNED_CROPS else None
