@@ -97,7 +97,7 @@ def test_cpu_recipe(tmp_path: Path) -> None:
     cache, model = w / "cache-300w-train", w / "wingface-300w.pt"
     stage2, refine = "configs/300w-integral-stage2.yaml", "epochs=80 batch_size=16 optim.lr=1e-3"
     centred = "model.crop=aligned-centred epochs=30 batch_size=16 optim.lr=5e-4"
-    at96 = ("model.crop=aligned-centred model.input_size=96 epochs=48 batch_size=16 optim.lr=5e-4 "
+    at96 = ("model.crop=aligned-centred batch_size=16 optim.lr=5e-4 model.input_size=96 epochs=48 "
             "augment.rotation_deg=20 augment.shift=0.04 augment.scale=0.1")
     common = f"--data {data} --split 300w-common"
     assert commands == {

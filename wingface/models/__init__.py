@@ -24,8 +24,8 @@ from ..spec import ModelSpec
 
 __all__ = [
     "ARCHITECTURES", "Architecture", "IntegralCNN", "LandmarkRegressor", "MeanShape", "LoadedCheckpoint", "ModelSpec",
-    "ResNet", "SimpleCNN", "build_model", "with_input_size", "count_parameters", "create_model", "flops_per_face",
-    "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint",
+    "ResNet", "SimpleCNN", "build_model", "count_parameters", "create_model", "flops_per_face",
+    "load_checkpoint", "load_stages", "save_cascade", "save_checkpoint", "with_input_size",
 ]
 
 
