@@ -9,7 +9,9 @@ that IoU is at least ``--min-iou``. On the found faces, in units of the detector
     scale  = max(w, h) of the landmark box / side
 
 The fit is the median of each; ``spread`` is the RMS of the residual standard deviations of
-dx, dy and scale / median - 1. Also reported: how often the default cascade turns an
+dx, dy and scale / median - 1. The keypoint template is, per keypoint, the median of its
+position in the frame of the mean shape (`wingface.schemes.mean_shape_68`) after the
+similarity that best maps the face's 68 landmarks onto that shape. Also reported: how often the default cascade turns an
 upright 300-W face by +-90 degrees (should be never), and ms per 640 x 480 image with one
 OpenCV thread and with the default number.
 
@@ -31,7 +33,8 @@ import numpy as np
 from wingface.atomic import write_text_atomic
 from wingface.data.images import read_image
 from wingface.detection import BlazeFaceDetector, Detection, FaceDetector, YuNetDetector, create_detector, pairwise_iou
-from wingface.geometry import box_center, box_from_points, box_size
+from wingface.geometry import apply_affine, box_center, box_from_points, box_size, fit_similarity
+from wingface.schemes import mean_shape_68
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "300w-subset"
@@ -49,14 +52,14 @@ def read_pts(path: Path) -> np.ndarray:
 
 
 def list_faces(data: Path, limit: int | None) -> list[tuple[Path, np.ndarray]]:
-    """(image path, landmark box [4]) for each face of the train folders, sorted by path.
+    """(image path, landmarks [68, 2]) for each face of the train folders, sorted by path.
 
     With ``limit``, an evenly spaced subset of that many faces (deterministic).
     """
     faces = []
     for folder in FOLDERS:
         for pts in sorted((data / folder).glob("*.pts")):
-            faces.append((pts.with_suffix(".jpg"), box_from_points(read_pts(pts))))
+            faces.append((pts.with_suffix(".jpg"), read_pts(pts)))
     if not faces:
         raise FileNotFoundError(f"no .pts files under {data} in {', '.join(FOLDERS)}")
     if limit is not None and limit < len(faces):
@@ -64,22 +67,29 @@ def list_faces(data: Path, limit: int | None) -> list[tuple[Path, np.ndarray]]:
     return faces
 
 
-def match(detector: FaceDetector, image: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """The detector box [4] with the largest IoU to the landmark box ``truth``, and that IoU."""
+def match(detector: FaceDetector, image: np.ndarray, truth: np.ndarray) -> tuple[Detection | None, float]:
+    """The detection with the largest IoU to the landmark box ``truth``, and that IoU."""
     found = detector.detect(image)
     if not found:
         return None, 0.0
-    boxes = np.stack([d.box for d in found])
-    iou = pairwise_iou(truth[None], boxes)[0]
+    iou = pairwise_iou(truth[None], np.stack([d.box for d in found]))[0]
     best = int(np.argmax(iou))
-    return boxes[best], float(iou[best])
+    return found[best], float(iou[best])
 
 
-def fit_boxes(pairs: list[tuple[np.ndarray | None, float]], truths: np.ndarray, min_iou: float) -> dict:
-    """Recall, median fit, residual spread and IoU statistics of one detector's matches."""
+def keypoint_template(detections: list[Detection], landmarks: np.ndarray) -> list[list[float]]:
+    """Median position [K, 2] of each detector keypoint in the mean shape's frame (see the module)."""
+    placed = [apply_affine(fit_similarity(points, mean_shape_68()), d.keypoints) for d, points in zip(detections, landmarks)]
+    return np.median(np.stack(placed), axis=0).round(4).tolist()
+
+
+def fit_boxes(pairs: list[tuple[Detection | None, float]], landmarks: np.ndarray, min_iou: float) -> dict:
+    """Recall, median fit, keypoint template, residual spread and IoU statistics of one
+    detector's matches."""
+    truths = np.stack([box_from_points(p) for p in landmarks])
     ious = np.array([iou for _, iou in pairs])
     found = ious >= min_iou
-    boxes = np.stack([box for (box, _), ok in zip(pairs, found) if ok])
+    boxes = np.stack([d.box for (d, _), ok in zip(pairs, found) if ok])
     side = box_size(boxes).max(axis=1)
     shift = (box_center(truths[found]) - box_center(boxes)) / side[:, None]
     scale = box_size(truths[found]).max(axis=1) / side
@@ -90,7 +100,8 @@ def fit_boxes(pairs: list[tuple[np.ndarray | None, float]], truths: np.ndarray, 
         "faces": len(pairs),
         "found": int(found.sum()),
         "recall": float(found.mean()),
-        "fit": {**med, "spread": float(np.sqrt(np.mean(np.square(list(residual_std.values())))))},
+        "fit": {**med, "spread": float(np.sqrt(np.mean(np.square(list(residual_std.values()))))),
+                "keypoints": keypoint_template([d for (d, _), ok in zip(pairs, found) if ok], landmarks[found])},
         "residual_std": residual_std,
         "residual_p5_p95": {
             "dx": np.percentile(shift[:, 0] - med["dx"], [5, 95]).round(4).tolist(),
@@ -142,17 +153,17 @@ def main() -> None:
     args = parser.parse_args()
 
     faces = list_faces(args.data, args.limit)
-    truths = np.stack([box for _, box in faces])
+    landmarks = np.stack([points for _, points in faces])
     print(f"{len(faces)} faces from {', '.join(FOLDERS)} under {args.data}")
 
     detectors = {"blazeface": BlazeFaceDetector(), "yunet": YuNetDetector()}
     cascade = create_detector("default")
     pairs: dict[str, list] = {name: [] for name in detectors}
     cascade_best = []
-    for path, truth in faces:  # one image in memory at a time
+    for path, points in faces:  # one image in memory at a time
         image = read_image(path)
         for name, detector in detectors.items():
-            pairs[name].append(match(detector, image, truth))
+            pairs[name].append(match(detector, image, box_from_points(points)))
         found = cascade.detect(image)
         cascade_best.append(found[0] if found else None)
 
@@ -164,7 +175,7 @@ def main() -> None:
     default_threads = cv2.getNumThreads()
     image = timing_image()
     for name, detector in detectors.items():
-        stats = fit_boxes(pairs[name], truths, args.min_iou)
+        stats = fit_boxes(pairs[name], landmarks, args.min_iou)
         timing = {}
         for threads in (1, default_threads):
             cv2.setNumThreads(threads)
@@ -179,6 +190,7 @@ def main() -> None:
             f"h/w {stats['box_aspect_h_over_w_median']:.3f}  ms {timing}"
         )
         print(f"{'':10s} residual std {stats['residual_std']}  p5/p95 {stats['residual_p5_p95']}")
+        print(f"{'':10s} keypoints {fit['keypoints']}")
     results["default_cascade"] = summarise_cascade(cascade_best)
     print(f"default cascade: {results['default_cascade']}")
     write_text_atomic(args.out, json.dumps(results, indent=2) + "\n")

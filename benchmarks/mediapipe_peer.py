@@ -27,8 +27,9 @@ mesh neighbours; a neighbour whose mean error is more than 10% lower becomes the
 Timing: ms per 640x480 photo with one face (the bundled astronaut), detector included,
 median of ``--runs`` calls after 5 warm-up calls, pinned to one core (the legacy API has no
 thread setting). ``--skip-timing`` leaves it out; ``--timing-only`` adds it later;
-``--print-timing`` only prints it (``wingface bench predict --mediapipe PYTHON`` runs that, so
-both systems are timed in one run).
+``--print-timing`` only prints it. ``--serve-timing`` times blocks of calls on request:
+``wingface bench predict --mediapipe PYTHON`` interleaves those blocks with its own, so both
+systems are timed in one run under the same machine conditions.
 
 Writes benchmarks/results/peers/mediapipe_common.json (and mediapipe_mapping_check.json);
 existing results are kept: delete them to redo.
@@ -39,7 +40,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -199,30 +202,62 @@ def timing_image() -> np.ndarray:
     return image
 
 
-def time_mediapipe(runs: int = 50, warmup: int = 5) -> dict:
-    """Median ms per ``process`` call (detector + mesh) on the 640x480 photo, pinned to one core:
-    the legacy API has no thread setting, so the affinity makes it one core's time."""
+INCLUDES = "BlazeFace detector + 468-point mesh (static_image_mode=True, refine_landmarks=False)"
+
+
+@contextmanager
+def one_core():
+    """Pin this process to one core while inside (the legacy API has no thread setting, so
+    the affinity makes its time one core's); yields whether it could."""
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if cores:
         os.sched_setaffinity(0, {min(cores)})
     try:
-        mesh, image = face_mesh(max_faces=1), timing_image()
-        if not meshes(mesh, image):
-            raise SystemExit("mediapipe found no face in the timing image")
-        for _ in range(warmup):
-            mesh.process(image)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            mesh.process(image)
-            times.append(time.perf_counter() - start)
-        mesh.close()
+        yield bool(cores)
     finally:
         if cores:
             os.sched_setaffinity(0, cores)
+
+
+def timed_calls(mesh, image: np.ndarray, runs: int) -> list[float]:
+    """Seconds per ``process`` call (detector + mesh), ``runs`` calls."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        mesh.process(image)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def warm_mesh(warmup: int = 5):
+    """(a one-face static-image mesh that has run ``warmup`` times, the timing image)."""
+    mesh, image = face_mesh(max_faces=1), timing_image()
+    if not meshes(mesh, image):
+        raise SystemExit("mediapipe found no face in the timing image")
+    timed_calls(mesh, image, warmup)
+    return mesh, image
+
+
+def time_mediapipe(runs: int = 50, warmup: int = 5) -> dict:
+    """Median ms per ``process`` call (detector + mesh) on the 640x480 photo, on one core."""
+    with one_core() as pinned:
+        mesh, image = warm_mesh(warmup)
+        times = timed_calls(mesh, image, runs)
+        mesh.close()
     return {"ms_per_640x480_image": round(float(np.median(times) * 1e3), 2), "p90_ms": round(float(np.quantile(times, 0.9) * 1e3), 2),
-            "runs": runs, "warmup": warmup, "cores": 1 if cores else "all (no affinity control)",
-            "includes": "BlazeFace detector + 468-point mesh (static_image_mode=True, refine_landmarks=False)"}
+            "runs": runs, "warmup": warmup, "cores": 1 if pinned else "all (no affinity control)", "includes": INCLUDES}
+
+
+def serve_timing() -> None:
+    """Time blocks of calls on request, for a caller that interleaves them with its own
+    (``wingface bench predict --mediapipe``): after a line ``ready``, each input line ``N``
+    is answered with one JSON line, the N calls' ms; end of input ends it."""
+    with one_core():
+        mesh, image = warm_mesh()
+        print("ready", flush=True)
+        for line in sys.stdin:
+            print(json.dumps([round(t * 1e3, 4) for t in timed_calls(mesh, image, int(line))]), flush=True)
+        mesh.close()
 
 
 def main() -> None:
@@ -234,11 +269,17 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true", help="add the timing to an existing mediapipe_common.json")
     parser.add_argument("--runs", type=int, default=50, help="timed calls (after 5 warm-up calls)")
     parser.add_argument("--print-timing", action="store_true",
-                        help="print the timing as JSON and write nothing (for wingface bench predict --mediapipe)")
+                        help="print the timing as JSON and write nothing")
+    parser.add_argument("--serve-timing", action="store_true",
+                        help="time blocks of calls on request (for wingface bench predict --mediapipe; see serve_timing)")
     args = parser.parse_args()
     mp = load_mediapipe()
     if args.print_timing:
         print(json.dumps({"version": mp.__version__, **time_mediapipe(args.runs)}))
+        return
+    if args.serve_timing:
+        print(json.dumps({"version": mp.__version__, "includes": INCLUDES}), flush=True)
+        serve_timing()
         return
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "mediapipe_common.json"

@@ -178,3 +178,31 @@ def test_faces_a_marked_orientation_stage_finds_upright_skip_stage_1(degrees: fl
     cascade.run([np.zeros((200, 200, 3), np.uint8)], [Squares(CENTRE[None], np.array([90.0]), np.zeros(1))])
     assert (stage1.faces > 0) is stage1_runs
     assert without_orientation(cascade.stages) == [stage2]
+
+
+class _AlignedWithError(_Aligned):
+    """`_Aligned` with an error column of zeros: what it reports is the blend alone."""
+
+    def run(self, images, squares, shared=None):
+        return [np.concatenate([p, np.zeros((*p.shape[:2], 1))], axis=-1) for p in super().run(images, squares)]
+
+
+def test_faces_known_upright_skip_the_orientation_stage_and_blend_the_given_shapes() -> None:
+    """Faces marked upright (e.g. by the detector's keypoints) go straight to stage 2 and
+    their given shape is the reading blended in; the others take the orientation stage, in
+    their places."""
+    box, aligned = (s.spec for s in random_cascade(seed=0))
+    aligned = replace(aligned, uncertainty=True)
+    orient = _ReadsWithin(replace(box, orientation=True), 0.0, np.radians(181))
+    stage1 = _ReadsWithin(box, 0.0, np.radians(60))
+    stage2 = _AlignedWithError(aligned, orient.shape)
+    cascade = Cascade([orient, stage1, stage2])
+    squares = Squares(np.stack([CENTRE, CENTRE]), np.array([90.0, 90.0]), np.zeros(2))
+    shapes = np.stack([orient.shape + [3.0, 4.0], np.full_like(orient.shape, np.nan)])
+    out = cascade.run([np.zeros((200, 200, 3), np.uint8)], [squares], [np.array([True, False])], [shapes])[0]
+    assert orient.faces == 1 and stage1.faces == 0
+    np.testing.assert_allclose(out[0, :, 2], DISAGREEMENT_SHARE * 5.0)  # |(3, 4)| px from the given shape
+    np.testing.assert_allclose(out[1, :, 2], 0.0)  # the orientation stage read it where stage 2 did
+    np.testing.assert_allclose(out[:, :, :2], np.stack([orient.shape] * 2))
+    cascade.run([np.zeros((200, 200, 3), np.uint8)], [squares], [np.array([True, True])], [shapes])
+    assert orient.faces == 1  # every face known upright: the orientation stage does not run

@@ -17,6 +17,7 @@ from wingface.detection import (
     FaceDetector,
     YuNetDetector,
     create_detector,
+    keypoint_shape,
     pairwise_iou,
 )
 from wingface.detection.blazeface import blazeface_anchors, decode_blazeface, weighted_nms
@@ -31,6 +32,7 @@ from wingface.detection.cascade import (
     rot90_to_original,
 )
 from wingface.geometry import apply_affine, box_center, box_size, invert_affine, rotation_about, square_matrix, warp_image
+from wingface.schemes import mean_shape_68
 
 # Hand-checked face box of the bundled astronaut (512 x 512): forehead to chin, ear to ear.
 ASTRONAUT_FACE = np.array([178.0, 70.0, 270.0, 176.0])
@@ -350,3 +352,26 @@ def test_detection_is_immutable():
     assert face.box.dtype == np.float64 and face.keypoints is None
     with pytest.raises(ValueError):
         face.box[0] = 0.0
+
+
+def test_keypoint_shape_places_the_mean_shape_on_the_keypoints():
+    """Keypoints that are the template moved by a similarity give the mean shape moved by it;
+    no template, or another number of keypoints, gives None."""
+    template = ((-0.2, -0.3), (0.2, -0.3), (0.0, 0.0), (0.0, 0.2))
+    fit = BoxFit(dx=0.0, dy=0.0, scale=1.0, spread=0.0, keypoints=template)
+    move = rotation_about(np.zeros(2), 0.3) * 150.0
+    move[:, 2] = [320.0, 200.0]
+    shape = keypoint_shape(apply_affine(move, np.array(template)), fit)
+    np.testing.assert_allclose(shape, apply_affine(move, mean_shape_68()), atol=1e-9)
+    assert keypoint_shape(np.zeros((3, 2)), fit) is None
+    assert keypoint_shape(np.zeros((4, 2)), BoxFit(0.0, 0.0, 1.0, 0.0)) is None
+
+
+def test_only_blazeface_keypoints_vouch_for_the_landmarks(astronaut, detectors):
+    """BlazeFace's keypoints place the mean shape on the astronaut's face; YuNet has no
+    template (it reads upside-down faces as upright)."""
+    found = detectors["blazeface"].detect(astronaut)[0]
+    shape = detectors["blazeface"].keypoint_shape(found)
+    assert shape.shape == (68, 2)
+    assert (pairwise_iou(np.concatenate([shape.min(0), shape.max(0)])[None], ASTRONAUT_FACE[None]) > 0.6).all()
+    assert detectors["yunet"].keypoint_shape(detectors["yunet"].detect(astronaut)[0]) is None

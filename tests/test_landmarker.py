@@ -6,6 +6,7 @@ runs, the landmarks are not accurate.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -13,13 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from wingface.bench.predict_speed import random_cascade, reference_mean_shape
+from wingface.bench.predict_speed import random_cascade
 from wingface.data.images import read_image
 from wingface.data.synthetic import synthetic_faces
-from wingface.geometry import box_from_points
+from wingface.detection import BlazeFaceDetector, Detection, FaceDetector
+from wingface.geometry import apply_affine, box_center, box_from_points, rotation_about
+from wingface.inference.cascade import Cascade
 from wingface.inference.landmarker import Landmarker
+from wingface.inference.stages import Stage
+from wingface.inference.torch_backend import TorchBackend
 from wingface.models import create_model, save_cascade, save_checkpoint
-from wingface.schemes import get_scheme
+from wingface.schemes import get_scheme, mean_shape_68
 
 ASTRONAUT_FACE = [178.0, 70.0, 270.0, 176.0]  # hand-checked face box of the bundled photo
 
@@ -307,7 +312,7 @@ def test_an_aligned_stage_may_start_from_the_box(tmp_path):
     frame, the upright box square enlarged by its margin."""
     from wingface.geometry import Squares
 
-    aligned = create_model("cnn7", get_scheme("300w-68"), crop="aligned-centred", reference=reference_mean_shape())
+    aligned = create_model("cnn7", get_scheme("300w-68"), crop="aligned-centred", reference=mean_shape_68())
     faces = Landmarker(save_checkpoint(tmp_path / "aligned.pt", aligned), detector=None).predict(
         np.zeros((160, 160, 3), np.uint8), boxes=[[40, 30, 120, 130]])
     assert faces[0].points.shape == (68, 2) and np.isfinite(faces[0].points).all()
@@ -377,3 +382,49 @@ def test_cascade_build_marks_orientation_stages(tmp_path, capsys):
     assert "orientation" not in second.spec.to_dict()  # unmarked specs are written as before
     assert main(["cascade", "build", "--orientation", "1", str(paths[2]), str(paths[0]), "--out", str(out)]) != 0
     assert "2.pt: an orientation stage crops from boxes" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- detector keypoints
+
+
+class _Counted:
+    """A stage backend that counts the faces it reads."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.faces = backend, 0
+
+    def __call__(self, crops):
+        self.faces += len(crops)
+        return self.backend(crops)
+
+
+class _KeypointFace(FaceDetector):
+    """Stub: one face at the astronaut's box whose BlazeFace-like keypoints show ``roll_deg``."""
+
+    name = "keypoints"
+    box_fit = BlazeFaceDetector.box_fit
+
+    def __init__(self, score: float, roll_deg: float = 0.0) -> None:
+        self.score, self.roll = score, np.radians(roll_deg)
+
+    def _detect(self, rgb):
+        centre = box_center(np.array(ASTRONAUT_FACE))
+        place = rotation_about(np.zeros(2), self.roll) * 90.0
+        place[:, 2] = centre
+        return [Detection(ASTRONAUT_FACE, self.score, 0.0, apply_affine(place, np.array(self.box_fit.keypoints)), self.name)]
+
+
+@pytest.mark.parametrize("score, roll, skipped", [(0.95, 0.0, True), (0.95, 10.0, True), (0.95, 40.0, False),
+                                                  (0.8, 0.0, False)])
+def test_a_sure_detection_whose_keypoints_read_upright_skips_the_orientation_stage(astronaut, score, roll, skipped):
+    """The orientation stage runs unless the detector is sure of the face (score at least
+    WEAK_SCORE) and its keypoints show it within the de-rotation limit (15 degrees); boxes
+    passed in always take it."""
+    box, aligned = random_cascade(seed=0)
+    orient = _Counted(TorchBackend(box))
+    cascade = Cascade([Stage(replace(box.spec, orientation=True), orient), Stage(aligned.spec, TorchBackend(aligned))])
+    landmarker = Landmarker(cascade, detector=_KeypointFace(score, roll))
+    assert len(landmarker.predict(astronaut)) == 1
+    assert (orient.faces == 0) is skipped
+    landmarker.predict(astronaut, boxes=[ASTRONAUT_FACE])
+    assert orient.faces >= 1

@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from wingface.bench.predict_speed import random_cascade
+from wingface.bench.predict_speed import end_to_end, photo_640x480, random_cascade
 from wingface.cli.main import main
 from wingface.data.synthetic import synthetic_faces
 from wingface.export import MANIFEST, calibration_crops, export_onnx
@@ -159,3 +159,13 @@ def test_bench_predict_smoke(tmp_path, capsys):
     assert set(result["detector_ms_per_640x480"]) == {"default", "yunet"}
     if result["random_init"]:
         assert "not installed" in result["model"]
+
+
+def test_end_to_end_timing_and_a_mediapipe_python_that_cannot_serve(cascade_file):
+    """End to end times the landmarker alone without MediaPipe; a Python that cannot run the
+    MediaPipe timing server is named in a clear error."""
+    landmarker = Landmarker(cascade_file)
+    result = end_to_end(landmarker, photo_640x480(), 0.01, None)
+    assert result["end_to_end_ms_640x480"] > 0 and result["mediapipe"] is None
+    with pytest.raises(RuntimeError, match="serve-timing did not start"):
+        end_to_end(landmarker, photo_640x480(), 0.01, "/bin/false")

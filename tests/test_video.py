@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from wingface.bench.predict_speed import random_cascade, reference_mean_shape
+from wingface.bench.predict_speed import random_cascade
 from wingface.cli.main import main
 from wingface.geometry import box_center, box_from_points
 from wingface.inference.landmarker import Landmarker
@@ -19,7 +19,7 @@ from wingface.inference.results import Face
 from wingface.inference.video import (FaceTracker, OneEuroFilter, OneEuroParams, csv_header, process_video,
                                       read_frames)
 from wingface.models import save_cascade
-from wingface.schemes import get_scheme
+from wingface.schemes import get_scheme, mean_shape_68
 
 SCHEME = get_scheme("300w-68")
 FPS = 10.0
@@ -90,7 +90,7 @@ class StubLandmarker:
 
 
 def _face_at(x: float, y: float, size: float = 60.0) -> np.ndarray:
-    return reference_mean_shape() * size + [x, y]
+    return mean_shape_68() * size + [x, y]
 
 
 def test_tracker_keeps_ids_and_detects_only_when_needed():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -235,6 +237,17 @@ def _aflw19() -> LandmarkScheme:
 SCHEMES: Mapping[str, LandmarkScheme] = {
     s.name: s for s in (_ibug68(), _wflw98(), _cofw29(), _aflw19())
 }
+
+
+@lru_cache(maxsize=1)
+def mean_shape_68() -> np.ndarray:
+    """The bundled mean 300-W shape (``assets/mean_shape_68.json``), read-only float64 [68, 2]:
+    2,012 training faces similarity-aligned and averaged, centred on its landmark box with
+    box width 1; x right, y down."""
+    text = resources.files("wingface").joinpath("assets", "mean_shape_68.json").read_text()
+    points = np.array(json.loads(text)["points"], dtype=np.float64)
+    points.setflags(write=False)
+    return points
 
 
 def get_scheme(name: str) -> LandmarkScheme:

@@ -13,8 +13,8 @@ paths, rooflines, start-up, video, the detector, and end to end beside MediaPipe
 - ``default_ms_per_face_1thread``: `Landmarker()` as shipped (``precision="auto"``), one
   face, box given, one thread; ``fastest_ms_per_face_1thread``: the fastest mode.
 - ``end_to_end_ms_640x480``: that default `Landmarker` with its detector on a 640x480 photo
-  with one face, pinned to one core, beside MediaPipe face mesh on the same photo when
-  ``mediapipe`` names a Python that has it (benchmarks/mediapipe_peer.py).
+  with one face, one core, taking turns in blocks of calls with MediaPipe face mesh on the
+  same photo when ``mediapipe`` names a Python that has it (`end_to_end`).
 - ``startup``: a fresh process's wall time to its first landmarks on one photo, through the
   API and through ``wingface predict``.
 - ``video``: a 640x480 one-face clip through `process_video` (decoding and tracking, no
@@ -46,16 +46,10 @@ from ..inference.stages import Stage
 from ..inference.torch_backend import TorchBackend
 from ..models import LandmarkRegressor, create_model, flops_per_face, load_stages
 from ..models.precision import fast_bf16
-from ..schemes import get_scheme
+from ..schemes import get_scheme, mean_shape_68
 
 ASTRONAUT_FACE = np.array([178.0, 70.0, 270.0, 176.0])  # landmark box of the bundled photo's face
 FASTEST = "int8-upright"  # the fastest path: int8 without the orientation stage
-
-
-def reference_mean_shape() -> np.ndarray:
-    """The bundled mean 300-W shape, float64 [68, 2], unit frame (box-centred, box width 1)."""
-    text = resources.files("wingface").joinpath("assets", "mean_shape_68.json").read_text()
-    return np.array(json.loads(text)["points"], dtype=np.float64)
 
 
 def random_cascade(seed: int = 0, weight_scale: float = 0.03) -> list[LandmarkRegressor]:
@@ -66,7 +60,7 @@ def random_cascade(seed: int = 0, weight_scale: float = 0.03) -> list[LandmarkRe
     pixels. For speed benchmarks and tests; its landmarks are not accurate.
     """
     torch.manual_seed(seed)
-    scheme, mean = get_scheme("300w-68"), reference_mean_shape()
+    scheme, mean = get_scheme("300w-68"), mean_shape_68()
     first = create_model("cnn6", scheme)
     second = create_model("cnn7", scheme, crop="aligned", reference=mean)
     for model in (first, second):
@@ -317,18 +311,60 @@ def video_fps(frames: int = 150) -> dict[str, Any]:
                                                       "frame, smoothing; no drawing or writing"}
 
 
-def mediapipe_timing(python: str | None) -> dict[str, Any] | None:
-    """MediaPipe face mesh on the same 640x480 photo, timed by benchmarks/mediapipe_peer.py in
-    the ``python`` that has it (None: not measured)."""
-    if python is None:
-        return None
+E2E_BLOCK = 20  # calls per block when wingface and MediaPipe take turns
+
+
+def end_to_end(landmarker: Landmarker, photo: np.ndarray, seconds: float, mediapipe: str | None) -> dict[str, Any]:
+    """ms per ``landmarker.predict(photo)`` on one core and, when ``mediapipe`` names a Python
+    that has it, MediaPipe face mesh on the same photo (benchmarks/mediapipe_peer.py
+    ``--serve-timing``, its own process, one core): the two take turns in blocks of
+    `E2E_BLOCK` calls for about ``seconds`` each, so drifts in the machine's speed reach both."""
+    server = _mediapipe_server(mediapipe) if mediapipe else None
+    ours, theirs = [], []
+    try:
+        with _threads(1):
+            landmarker.predict(photo)
+            start = time.perf_counter()
+            while len(ours) < 5 * E2E_BLOCK or time.perf_counter() - start < seconds * (2 if server else 1):
+                for _ in range(E2E_BLOCK):
+                    t0 = time.perf_counter()
+                    landmarker.predict(photo)
+                    ours.append((time.perf_counter() - t0) * 1000)
+                if server:
+                    server.stdin.write(f"{E2E_BLOCK}\n")
+                    server.stdin.flush()
+                    theirs += json.loads(server.stdout.readline())
+    finally:
+        if server:
+            server.stdin.close()
+            server.wait()
+    out: dict[str, Any] = {"end_to_end_ms_640x480": _median_ms(ours), "mediapipe": None}
+    if server:
+        out["mediapipe"] = {**server.info, "ms_per_640x480_image": _median_ms(theirs),
+                            "p90_ms": round(float(np.quantile(theirs, 0.9)), 3), "runs": len(theirs), "cores": 1,
+                            "timing": f"blocks of {E2E_BLOCK} calls taking turns with wingface's"}
+        out["end_to_end_vs_mediapipe"] = round(out["end_to_end_ms_640x480"] / out["mediapipe"]["ms_per_640x480_image"], 3)
+    return out
+
+
+def _median_ms(times: Sequence[float]) -> float:
+    return round(float(np.median(times)), 3)
+
+
+def _mediapipe_server(python: str) -> subprocess.Popen:
+    """benchmarks/mediapipe_peer.py ``--serve-timing`` in ``python``, warmed up; its first
+    line (version, what is timed) is in ``.info``."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "mediapipe_peer.py"
     if not script.is_file():
         raise FileNotFoundError(f"{script} not found: --mediapipe needs a source checkout of wingface")
-    done = subprocess.run([python, str(script), "--print-timing"], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{python} {script.name} --print-timing failed: {done.stderr.strip()[-300:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    server = subprocess.Popen([python, str(script), "--serve-timing"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    header, ready = server.stdout.readline(), server.stdout.readline()
+    if ready.strip() != "ready":
+        server.kill()
+        raise RuntimeError(f"{python} {script.name} --serve-timing did not start (is mediapipe 0.10.21 installed there?)")
+    server.info = json.loads(header)
+    return server
 
 
 def _detector_ms(seconds: float) -> dict[str, float]:
@@ -410,12 +446,7 @@ def _whole_program(model: str | Path | None, seconds: float, mediapipe: str | No
     if model is not None or not default_model_path().is_file():
         return {}
     photo = photo_640x480()
-    landmarker = Landmarker(threads=1)
-    with _threads(1):
-        end_to_end = _repeat_ms(lambda: landmarker.predict(photo), seconds)
-    out: dict[str, Any] = {"end_to_end_ms_640x480": end_to_end, "mediapipe": mediapipe_timing(mediapipe)}
-    if out["mediapipe"]:
-        out["end_to_end_vs_mediapipe"] = round(end_to_end / out["mediapipe"]["ms_per_640x480_image"], 3)
+    out = end_to_end(Landmarker(threads=1), photo, seconds, mediapipe)
     with tempfile.TemporaryDirectory() as tmp:
         import cv2
 

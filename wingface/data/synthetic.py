@@ -19,7 +19,6 @@ counter-clockwise on screen (the convention of `geometry.rotation_about`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,14 +27,12 @@ from typing import Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from ..schemes import LandmarkScheme, get_scheme
+from ..schemes import LandmarkScheme, get_scheme, mean_shape_68
 
 __all__ = [
     "SyntheticFace", "render_face", "supported_schemes", "synthetic_faces", "synthetic_shape",
     "write_synthetic_300w",
 ]
-
-_MEAN_SHAPE_FILE = Path(__file__).resolve().parents[1] / "assets" / "mean_shape_68.json"
 
 
 def _per_point(values: Mapping[int, float]) -> np.ndarray:
@@ -84,14 +81,6 @@ class SyntheticFace:
 
 
 # --------------------------------------------------------------------------- layouts
-
-
-@lru_cache(maxsize=1)
-def _mean_shape_68() -> np.ndarray:
-    """float64 [68, 2] symmetric mean 300-W shape, unit frame."""
-    points = np.array(json.loads(_MEAN_SHAPE_FILE.read_text())["points"], dtype=np.float64)
-    points.setflags(write=False)
-    return points
 
 
 def _subdivide(rows: np.ndarray, closed: bool) -> np.ndarray:
@@ -216,7 +205,7 @@ def _mirror_x(shape: np.ndarray) -> np.ndarray:
 
 def _individual(rng: np.random.Generator) -> np.ndarray:
     """A random left-right symmetric variation of the mean 68-point shape, float64 [68, 2]."""
-    t = _mean_shape_68().copy()
+    t = mean_shape_68().copy()
     t[:, 1] *= np.exp(rng.normal(0, 0.05))
     jaw = np.arange(17)
     t[jaw, 0] *= 1 + rng.normal(0, 0.06) * (1 - np.abs(jaw - 8) / 8)

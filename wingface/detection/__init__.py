@@ -1,4 +1,4 @@
-"""Bundled offline face detection: BlazeFace (short range) and YuNet, run with OpenCV alone.
+"""Bundled offline face detection: BlazeFace (short range, on onnxruntime) and YuNet (on OpenCV).
 
 Usage::
 
@@ -11,12 +11,12 @@ radians, counter-clockwise on screen (`wingface.geometry.rotation_about`). Detec
 OpenCV networks that are not thread-safe: build one per thread and reuse it.
 """
 
-from .base import BoxFit, Detection, FaceDetector, check_image, landmark_squares, pairwise_iou
+from .base import BoxFit, Detection, FaceDetector, check_image, keypoint_shape, landmark_squares, pairwise_iou
 from .blazeface import BlazeFaceDetector
 from .cascade import DETECTOR_NAMES, DetectorCascade, create_detector
 from .yunet import YuNetDetector
 
 __all__ = [
     "DETECTOR_NAMES", "BlazeFaceDetector", "BoxFit", "Detection", "DetectorCascade", "FaceDetector",
-    "YuNetDetector", "check_image", "create_detector", "landmark_squares", "pairwise_iou",
+    "YuNetDetector", "check_image", "create_detector", "keypoint_shape", "landmark_squares", "pairwise_iou",
 ]

@@ -17,7 +17,8 @@ from typing import ClassVar
 import numpy as np
 
 from wingface.data.images import to_rgb_uint8
-from wingface.geometry import box_center, box_size, rotation_about
+from wingface.geometry import apply_affine, box_center, box_size, fit_similarity, rotation_about
+from wingface.schemes import mean_shape_68
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,12 +71,16 @@ class BoxFit:
         scale: landmark-box side / detector box side.
         spread: RMS of the per-face residuals of dx, dy and scale / median scale - 1 (a
             fraction of the box side); how much box jitter a landmark model must tolerate.
+        keypoints: where the detector's keypoints sit on the mean 68-point shape
+            (`wingface.schemes.mean_shape_68`, in its frame), one (x, y) per keypoint, or
+            None: then the detector's keypoints give no reading of the landmarks.
     """
 
     dx: float
     dy: float
     scale: float
     spread: float
+    keypoints: tuple[tuple[float, float], ...] | None = None
 
 
 def landmark_squares(boxes: np.ndarray, angles: np.ndarray | float, fit: BoxFit) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +100,16 @@ def landmark_squares(boxes: np.ndarray, angles: np.ndarray | float, fit: BoxFit)
     lin = rotation_about(np.zeros(ang.shape + (2,)), ang)[..., :2]
     offset = lin @ np.array([fit.dx, fit.dy])
     return box_center(boxes) + offset * side[..., None], side * fit.scale
+
+
+def keypoint_shape(keypoints: np.ndarray, fit: BoxFit) -> np.ndarray | None:
+    """The mean 68-point shape placed on a face's detector keypoints [K, 2] (image pixels) by
+    the similarity that best maps ``fit.keypoints`` onto them: float64 [68, 2] image pixels,
+    a coarse reading of the landmarks; None when ``fit`` has no keypoint template or the
+    keypoint counts differ."""
+    if fit.keypoints is None or len(fit.keypoints) != len(keypoints):
+        return None
+    return apply_affine(fit_similarity(np.asarray(fit.keypoints), keypoints), mean_shape_68())
 
 
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -164,3 +179,10 @@ class FaceDetector(ABC):
         """
         center, side = landmark_squares(detection.box, detection.angle, self.fit_for(detection))
         return center, float(side), detection.angle
+
+    def keypoint_shape(self, detection: Detection) -> np.ndarray | None:
+        """The mean 68-point shape placed on ``detection``'s keypoints (`keypoint_shape`),
+        float64 [68, 2] image pixels, or None (no keypoints, or no template for them)."""
+        if detection.keypoints is None:
+            return None
+        return keypoint_shape(detection.keypoints, self.fit_for(detection))

@@ -67,8 +67,12 @@ def decode_blazeface(regressors: np.ndarray, logits: np.ndarray, anchors: np.nda
     half = raw[..., 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=-1)
     keypoints = anchors[:, None, :] + raw[..., 4:4 + 2 * NUM_KEYPOINTS].reshape(*raw.shape[:-1], NUM_KEYPOINTS, 2)
-    scores = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -LOGIT_CLIP, LOGIT_CLIP)))
-    return boxes, keypoints, scores
+    return boxes, keypoints, _sigmoid(logits)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """MediaPipe's scores: the sigmoid of logits clipped to +-`LOGIT_CLIP` (float64)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -LOGIT_CLIP, LOGIT_CLIP)))
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +126,9 @@ class BlazeFaceDetector(FaceDetector):
     name = "blazeface"
     # Fitted on the 2,012 300-W train faces by benchmarks/fit_detector_boxes.py
     # (benchmarks/results/detector_boxes.json); medians, landmarks sit below the box centre.
-    box_fit = BoxFit(dx=0.0029, dy=0.0592, scale=0.9632, spread=0.0515)
+    box_fit = BoxFit(dx=0.0029, dy=0.0592, scale=0.9632, spread=0.0515,
+                     keypoints=((-0.2235, -0.3103), (0.2160, -0.3084), (-0.0070, -0.0491), (-0.0085, 0.1676),
+                                (-0.4626, -0.2190), (0.4557, -0.2128)))
 
     def __init__(self, score_threshold: float = 0.5, nms_threshold: float = 0.3, model_path: str | Path | None = None) -> None:
         if not 0.0 <= score_threshold <= 1.0:
@@ -160,11 +166,12 @@ class BlazeFaceDetector(FaceDetector):
         blob = np.ascontiguousarray((crop.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None])
         session = self._load()
         regressors, logits = session.run(["regressors", "classificators"], {self._input_name: blob})
-        boxes, keypoints, scores = decode_blazeface(regressors, logits[..., 0], blazeface_anchors())
-        keep = scores[0] >= self.score_threshold
+        # Only the candidates over the threshold are decoded (a handful of the 896 anchors).
+        keep = _sigmoid(logits[0, :, 0]) >= self.score_threshold
         if not keep.any():
             return []
-        boxes, scores, keypoints = weighted_nms(boxes[0, keep], scores[0, keep], keypoints[0, keep], self.nms_threshold)
+        boxes, keypoints, scores = decode_blazeface(regressors[:, keep], logits[:, keep, 0], blazeface_anchors()[keep])
+        boxes, scores, keypoints = weighted_nms(boxes[0], scores[0], keypoints[0], self.nms_threshold)
         # Input units -> input pixel centres -> original image pixels.
         to_image = invert_affine(to_input)
         corners = apply_affine(to_image, boxes.reshape(-1, 2, 2) * INPUT_SIZE - 0.5).reshape(-1, 4)

@@ -39,6 +39,8 @@ class YuNetDetector(FaceDetector):
     name = "yunet"
     # Fitted on the 2,012 300-W train faces by benchmarks/fit_detector_boxes.py
     # (benchmarks/results/detector_boxes.json); medians, landmarks sit below the box centre.
+    # No keypoint template: YuNet finds upside-down faces upright with upright-looking
+    # keypoints (detection/cascade.py), so they must not vouch for a face being upright.
     box_fit = BoxFit(dx=0.0020, dy=0.1202, scale=0.7805, spread=0.0476)
 
     def __init__(

@@ -171,11 +171,27 @@ class Cascade:
     def scheme(self) -> LandmarkScheme:
         return self.stages[0].spec.scheme
 
-    def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares]) -> list[np.ndarray]:
+    def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares],
+            upright: Sequence[np.ndarray] | None = None,
+            shapes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Landmarks [N_i, L, C] per image from landmark-box squares (centre, side, angle) per
         face: the last stage's output (C = 3 when it has an error head: x, y, expected error
-        in image pixels, blended with the stages' disagreement; see `with_disagreement`)."""
-        return blended(*self.readings(images, squares))
+        in image pixels, blended with the stages' disagreement; see `with_disagreement`).
+
+        ``upright`` (bool [N_i] per image) marks faces already known to be upright in their
+        squares (within ``derotate_deg``, e.g. by a detector's keypoints): they start at the
+        stage `without_orientation` starts at, and where no earlier stage reads them, their
+        ``shapes`` ([N_i, L, 2] image pixels per image, e.g. a mean shape placed on those
+        keypoints) are the earlier reading blended in."""
+        if upright is None or not any(u.any() for u in upright):
+            return blended(*self.readings(images, squares))
+        finals, earlier = self._run(images, _picked(squares, upright), first=upright_start(self.stages))
+        if earlier is None and shapes is not None:
+            earlier = _picked(shapes, upright)
+        if all(u.all() for u in upright):
+            return blended(finals, earlier)
+        rest = [~u for u in upright]
+        return _merged(blended(finals, earlier), blended(*self.readings(images, _picked(squares, rest))), upright)
 
     def readings(self, images: Sequence[np.ndarray], squares: Sequence[Squares]):
         """(the last stage's outputs [N_i, L, C] as its network read them, an earlier reading

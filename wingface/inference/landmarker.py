@@ -16,8 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.images import read_image, to_rgb_uint8
-from ..geometry import Squares, box_center, box_from_points, box_size, check_box
-from .cascade import Cascade, without_orientation
+from ..detection.cascade import WEAK_SCORE
+from ..geometry import Squares, angle_difference, box_center, box_from_points, box_size, check_box
+from .cascade import Cascade, eye_line_roll, without_orientation
 from .loading import load_stages
 from .results import Face, confidences
 from .stages import Stage, mirror_averaged
@@ -183,9 +184,10 @@ class Landmarker:
         arrays = [as_image(img, f"images[{i}]") for i, img in enumerate(images)]
         found = [self._given(a, b, i) if boxes is not None else self._detect(a) for i, (a, b) in
                  enumerate(zip(arrays, boxes if boxes is not None else [None] * len(arrays)))]
-        outputs = self.cascade.run(arrays, [sq for sq, _ in found])
-        faces = [[self._face(out, *info) for out, info in zip(image_out, meta)]
-                 for image_out, (_, meta) in zip(outputs, found)]
+        squares, meta, upright, shapes = zip(*found)
+        outputs = self.cascade.run(arrays, squares, upright, shapes)
+        faces = [[self._face(out, *info) for out, info in zip(image_out, image_meta)]
+                 for image_out, image_meta in zip(outputs, meta)]
         if min_confidence is None:
             return faces
         # A NaN confidence (no error head) never passes a threshold that was asked for.
@@ -224,7 +226,9 @@ class Landmarker:
         h, w = image.shape[:2]
         checked = np.array([check_box(b, (w, h), name=f"boxes[{index}][{k}]") for k, b in enumerate(boxes)]).reshape(-1, 4)
         squares = Squares(box_center(checked), box_size(checked).max(-1), np.zeros(len(checked)))
-        return squares, [(b, 1.0, 0.0) for b in checked]
+        # Boxes come without keypoints: nothing vouches for the faces being upright.
+        upright, shapes = np.zeros(len(checked), dtype=bool), np.full((len(checked), self.scheme.num_points, 2), np.nan)
+        return squares, [(b, 1.0, 0.0) for b in checked], upright, shapes
 
     def _detect(self, image: np.ndarray):
         if self.detector is None:
@@ -234,4 +238,28 @@ class Landmarker:
         centers = np.array([s[0] for s in squares]).reshape(-1, 2)
         sides = np.array([s[1] for s in squares], dtype=np.float64)
         angles = np.array([s[2] for s in squares], dtype=np.float64)
-        return Squares(centers, sides, angles), [(d.box, d.score, d.angle) for d in detections]
+        return (Squares(centers, sides, angles), [(d.box, d.score, d.angle) for d in detections],
+                *self._keypoint_readings(detections))
+
+    def _keypoint_readings(self, detections) -> tuple[np.ndarray, np.ndarray]:
+        """(upright bool [N], shapes [N, L, 2] image pixels) for `Cascade.run`: for a 68-point
+        model, the mean shape placed on each face's detector keypoints
+        (`FaceDetector.keypoint_shape`; NaN where there is none), and whether the face is
+        upright in its square: that shape's eye line lies within the cascade's de-rotation
+        limit of the face's angle and the detector is sure of the face (score at least
+        `WEAK_SCORE`; under it the detector cascade itself doubts the orientation, and a face
+        of 300w-common turned 135 degrees, found at 0.75 with its keypoints reading it nearly
+        upright, is not). Such faces skip the orientation stage, and the shape is their
+        earlier reading."""
+        upright = np.zeros(len(detections), dtype=bool)
+        shapes = np.full((len(detections), self.scheme.num_points, 2), np.nan)
+        if self.scheme.name != "300w-68" or self.cascade.derotate is None:
+            return upright, shapes
+        for i, detection in enumerate(detections):
+            shape = self.detector.keypoint_shape(detection)
+            if shape is not None:
+                shapes[i] = shape
+                roll = eye_line_roll(shape[None], self.scheme)[0]
+                upright[i] = (detection.score >= WEAK_SCORE
+                              and abs(angle_difference(roll, detection.angle)) <= self.cascade.derotate)
+        return upright, shapes
