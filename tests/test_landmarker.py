@@ -428,3 +428,7 @@ def test_a_sure_detection_whose_keypoints_read_upright_skips_the_orientation_sta
     assert (orient.faces == 0) is skipped
     landmarker.predict(astronaut, boxes=[ASTRONAUT_FACE])
     assert orient.faces >= 1
+
+
+def test_an_empty_batch_gives_no_faces(landmarker):
+    assert landmarker.predict_batch([]) == []

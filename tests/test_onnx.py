@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from wingface.bench.op_profile import quantized_conv_gflop
 from wingface.bench.predict_speed import end_to_end, photo_640x480, random_cascade
 from wingface.cli.main import main
 from wingface.data.synthetic import synthetic_faces
@@ -17,7 +18,7 @@ from wingface.export import MANIFEST, calibration_crops, export_onnx
 from wingface.geometry import box_from_points
 from wingface.inference.landmarker import Landmarker
 from wingface.inference.onnx_backend import load_onnx_stages
-from wingface.models import save_cascade
+from wingface.models import flops_per_face, save_cascade
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,10 @@ def test_bench_predict_smoke(tmp_path, capsys):
     assert result["default_ms_per_face_1thread"] > 0 and result["fastest_ms_per_face_1thread"] > 0
     assert {(r["precision"], r["threads"]) for r in result["rooflines_gflops"]} >= {("fp32", 1), ("int8", 1)}
     assert set(result["detector_ms_per_640x480"]) == {"default", "yunet"}
+    ops = result[f"int8_ops_batch2_{result['threads_all']}threads"]
+    assert [o["file"] for o in ops] == sorted(o["file"] for o in ops) and len(ops) == len(result["stages"])
+    assert all(abs(sum(o["shares"].values()) - 1) < 0.01 and "QLinearConv" in o["shares"] for o in ops)
+    assert all(o["int8_conv_gflops"] > 0 and o["int8_conv_roofline_ratio"] > 0 for o in ops)
     if result["random_init"]:
         assert "not installed" in result["model"]
 
@@ -167,5 +172,15 @@ def test_end_to_end_timing_and_a_mediapipe_python_that_cannot_serve(cascade_file
     landmarker = Landmarker(cascade_file)
     result = end_to_end(landmarker, photo_640x480(), 0.01, None)
     assert result["end_to_end_ms_640x480"] > 0 and result["mediapipe"] is None
+    assert result["end_to_end_breakdown"]["detector_ms"] > 0
     with pytest.raises(RuntimeError, match="serve-timing did not start"):
         end_to_end(landmarker, photo_640x480(), 0.01, "/bin/false")
+
+
+def test_quantized_conv_flops_count_the_int8_convolutions_only(models, tmp_path):
+    """The int8 export's quantised convolutions are every conv but the float first one (and
+    the CNN-7's FC layers are not convolutions): their FLOPs lie below the network's."""
+    export_onnx(models, tmp_path / "int8", quantize="int8")
+    for model, path in zip(models, sorted((tmp_path / "int8").glob("*.onnx"))):
+        conv = quantized_conv_gflop(path)
+        assert 0 < conv < flops_per_face(model) / 1e9

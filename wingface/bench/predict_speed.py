@@ -10,6 +10,9 @@ paths, rooflines, start-up, video, the detector, and end to end beside MediaPipe
 - ``rooflines``: for each precision, a 1024x1024 matrix product in the same runtime at 1
   and all threads (GFLOP/s, int8 counted like float: 2 per multiply-add); each row's
   ``roofline_ratio`` is its networks' GFLOP/s over that.
+- ``int8_ops_batch{B}_{cores}threads``: where each int8 stage's time goes at the largest
+  batch on all cores (onnxruntime's profiler, per operator type) and how fast its int8
+  convolutions run against the int8 roofline (`op_profile.op_breakdown`).
 - ``default_ms_per_face_1thread``: `Landmarker()` as shipped (``precision="auto"``), one
   face, box given, one thread; ``fastest_ms_per_face_1thread``: the fastest mode.
 - ``end_to_end_ms_640x480``: that default `Landmarker` with its detector on a 640x480 photo
@@ -47,6 +50,7 @@ from ..inference.torch_backend import TorchBackend
 from ..models import LandmarkRegressor, create_model, flops_per_face, load_stages
 from ..models.precision import fast_bf16
 from ..schemes import get_scheme, mean_shape_68
+from .op_profile import op_breakdown
 
 ASTRONAUT_FACE = np.array([178.0, 70.0, 270.0, 176.0])  # landmark box of the bundled photo's face
 FASTEST = "int8-upright"  # the fastest path: int8 without the orientation stage
@@ -196,16 +200,23 @@ def _repeat_ms(action: Callable[[], Any], seconds: float) -> float:
 
 
 # ----------------------------------------------------------------------------- paths and rooflines
-def _paths(source: str, models: list[LandmarkRegressor], export_dir: Path) -> dict[str, tuple[str, str, Callable]]:
+def _int8_export(source: str, models: list[LandmarkRegressor], export_dir: Path) -> Path:
+    """The bundled int8 export for the shipped model, else ``models`` exported in int8 under ``export_dir``."""
+    from ..export import export_onnx
+
+    int8_dir = default_model_path("int8")
+    if source != str(default_model_path()) or not int8_dir.is_dir():
+        int8_dir = export_dir / "int8"
+        export_onnx(models, int8_dir, quantize="int8")
+    return int8_dir
+
+
+def _paths(models: list[LandmarkRegressor], export_dir: Path, int8_dir: Path) -> dict[str, tuple[str, str, Callable]]:
     """Path name -> (runtime, precision, threads -> stages)."""
     from ..export import export_onnx
     from ..inference.onnx_backend import load_onnx_stages
 
     export_onnx(models, export_dir / "fp32")
-    int8_dir = default_model_path("int8")
-    if source != str(default_model_path()) or not int8_dir.is_dir():
-        int8_dir = export_dir / "int8"
-        export_onnx(models, int8_dir, quantize="int8")
     # onnxruntime first: after PyTorch has run with several threads, its idle OpenMP workers
     # slow onnxruntime's own pool (measured: int8 at 2 threads 2x slower). The default path
     # never imports torch, so these rows are what it gets.
@@ -318,18 +329,18 @@ def end_to_end(landmarker: Landmarker, photo: np.ndarray, seconds: float, mediap
     """ms per ``landmarker.predict(photo)`` on one core and, when ``mediapipe`` names a Python
     that has it, MediaPipe face mesh on the same photo (benchmarks/mediapipe_peer.py
     ``--serve-timing``, its own process, one core): the two take turns in blocks of
-    `E2E_BLOCK` calls for about ``seconds`` each, so drifts in the machine's speed reach both."""
+    `E2E_BLOCK` calls for about ``seconds`` each, so drifts in the machine's speed reach both.
+    The landmarker's detector alone takes turns too: ``end_to_end_breakdown`` splits the
+    call into the detector and the rest (landmarks, crops, Python)."""
     server = _mediapipe_server(mediapipe) if mediapipe else None
-    ours, theirs = [], []
+    ours, detector, theirs = [], [], []
     try:
         with _threads(1):
             landmarker.predict(photo)
             start = time.perf_counter()
             while len(ours) < 5 * E2E_BLOCK or time.perf_counter() - start < seconds * (2 if server else 1):
-                for _ in range(E2E_BLOCK):
-                    t0 = time.perf_counter()
-                    landmarker.predict(photo)
-                    ours.append((time.perf_counter() - t0) * 1000)
+                ours += _block_ms(lambda: landmarker.predict(photo))
+                detector += _block_ms(lambda: landmarker.detector.detect(photo))
                 if server:
                     server.stdin.write(f"{E2E_BLOCK}\n")
                     server.stdin.flush()
@@ -338,13 +349,26 @@ def end_to_end(landmarker: Landmarker, photo: np.ndarray, seconds: float, mediap
         if server:
             server.stdin.close()
             server.wait()
-    out: dict[str, Any] = {"end_to_end_ms_640x480": _median_ms(ours), "mediapipe": None}
+    out: dict[str, Any] = {"end_to_end_ms_640x480": _median_ms(ours),
+                           "end_to_end_breakdown": {"detector_ms": _median_ms(detector),
+                                                    "landmarks_ms": round(_median_ms(ours) - _median_ms(detector), 3)},
+                           "mediapipe": None}
     if server:
         out["mediapipe"] = {**server.info, "ms_per_640x480_image": _median_ms(theirs),
                             "p90_ms": round(float(np.quantile(theirs, 0.9)), 3), "runs": len(theirs), "cores": 1,
                             "timing": f"blocks of {E2E_BLOCK} calls taking turns with wingface's"}
         out["end_to_end_vs_mediapipe"] = round(out["end_to_end_ms_640x480"] / out["mediapipe"]["ms_per_640x480_image"], 3)
     return out
+
+
+def _block_ms(action: Callable[[], Any]) -> list[float]:
+    """ms of each of `E2E_BLOCK` calls of ``action``."""
+    times = []
+    for _ in range(E2E_BLOCK):
+        start = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def _median_ms(times: Sequence[float]) -> float:
@@ -396,7 +420,11 @@ def bench_predict(model: str | Path | None = None, *, batches: Sequence[int] = (
     gflop = [flops_per_face(m) / 1e9 for m in models]
     rows, rooflines = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (runtime, precision, make) in _paths(source, models, Path(tmp)).items():
+        int8_dir = _int8_export(source, models, Path(tmp))
+        # Before any PyTorch row, like the onnxruntime rows (see _paths).
+        rooflines["onnxruntime-int8", cores] = roofline_gflops("onnxruntime", "int8", cores)
+        int8_ops = op_breakdown(int8_dir, max(batches), cores, rooflines["onnxruntime-int8", cores])
+        for name, (runtime, precision, make) in _paths(models, Path(tmp), int8_dir).items():
             key = f"{runtime}-{precision}"
             for threads in sorted({1, cores}):
                 if (key, threads) not in rooflines:
@@ -417,6 +445,7 @@ def bench_predict(model: str | Path | None = None, *, batches: Sequence[int] = (
         "rooflines_gflops": [{"runtime": k.split("-")[0], "precision": k.split("-")[1], "threads": t, "gflops": v}
                              for (k, t), v in rooflines.items()],
         **_headlines(rows, max(batches), cores, model),
+        f"int8_ops_batch{max(batches)}_{cores}threads": int8_ops,
         "detector_ms_per_640x480": _detector_ms(seconds),
         "cpu": _cpu_name(), "torch": torch.__version__, "onnxruntime": _ort_version(),
         "note": "wall-clock times on one machine, nothing else running; cascade_ms_per_face is the whole "

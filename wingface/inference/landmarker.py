@@ -182,6 +182,8 @@ class Landmarker:
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"boxes: got {len(boxes)} box lists for {len(images)} images")
         arrays = [as_image(img, f"images[{i}]") for i, img in enumerate(images)]
+        if not arrays:
+            return []
         found = [self._given(a, b, i) if boxes is not None else self._detect(a) for i, (a, b) in
                  enumerate(zip(arrays, boxes if boxes is not None else [None] * len(arrays)))]
         squares, meta, upright, shapes = zip(*found)

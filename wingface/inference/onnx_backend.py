@@ -23,6 +23,31 @@ SPEC_METADATA_KEY = "wingface_spec"
 PRECISION_METADATA_KEY = "wingface_precision"
 
 
+# Propagation would hoist the quantisation after an int8 export's float first block above its
+# max-pool, which onnxruntime then runs in uint8 NCHW, 10x slower than the float
+# blocked-layout pool it replaces (see wingface.export).
+DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
+
+
+def session_options(threads: int | None = None):
+    """The onnxruntime session options of every stage: all graph optimisations, ``threads``
+    intra-op threads (None: all cores), and workers that sleep rather than spin."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # A cascade holds one session per stage, each with its own pool: spinning workers of
+    # the idle sessions would take the cores from the running one (measured with 2
+    # threads: 5.95 -> 2.35 ms for one face, 3.40 -> 1.70 ms per face in batches of 32).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxBackend:
     """Runs one exported stage with onnxruntime on the CPU.
 
@@ -36,23 +61,10 @@ class OnnxBackend:
     def __init__(self, path: str | Path, threads: int | None = None, precision: str | None = None) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # A cascade holds one session per stage, each with its own pool: spinning workers of
-        # the idle sessions would take the cores from the running one (measured with 2
-        # threads: 5.95 -> 2.35 ms for one face, 3.40 -> 1.70 ms per face in batches of 32).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads)
         try:
-            # Propagation would hoist the quantisation after an int8 export's float first block
-            # above its max-pool, which onnxruntime then runs in uint8 NCHW, 10x slower than
-            # the float blocked-layout pool it replaces (see wingface.export).
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
-                                                disabled_optimizers=["QDQPropagationTransformer"])
+                                                disabled_optimizers=DISABLED_OPTIMIZERS)
         except Exception as err:  # onnxruntime raises its own exception types for bad files
             raise ValueError(f"{path}: not a loadable ONNX model: {type(err).__name__}: {str(err)[:200]}") from None
         self.path = Path(path)
