@@ -12,8 +12,8 @@ from wingface.geometry import Squares
 from wingface.bench.predict_speed import random_cascade
 from wingface.data.synthetic import synthetic_shape
 from wingface.geometry import angle_difference, apply_affine, rotation_about
-from wingface.inference.cascade import (DISAGREEMENT_SHARE, Cascade, eye_line_roll, orientation_stages,
-                                       with_disagreement, without_orientation)
+from wingface.inference.cascade import (DISAGREEMENT_SHARE, KEYPOINT_SHARE, Cascade, eye_line_roll,
+                                       orientation_stages, with_disagreement, without_orientation)
 from wingface.inference.stages import Stage
 from wingface.inference.torch_backend import TorchBackend
 from wingface.schemes import get_scheme
@@ -201,7 +201,7 @@ def test_faces_known_upright_skip_the_orientation_stage_and_blend_the_given_shap
     shapes = np.stack([orient.shape + [3.0, 4.0], np.full_like(orient.shape, np.nan)])
     out = cascade.run([np.zeros((200, 200, 3), np.uint8)], [squares], [np.array([True, False])], [shapes])[0]
     assert orient.faces == 1 and stage1.faces == 0
-    np.testing.assert_allclose(out[0, :, 2], DISAGREEMENT_SHARE * 5.0)  # |(3, 4)| px from the given shape
+    np.testing.assert_allclose(out[0, :, 2], KEYPOINT_SHARE * 5.0)  # |(3, 4)| px from the given shape
     np.testing.assert_allclose(out[1, :, 2], 0.0)  # the orientation stage read it where stage 2 did
     np.testing.assert_allclose(out[:, :, :2], np.stack([orient.shape] * 2))
     cascade.run([np.zeros((200, 200, 3), np.uint8)], [squares], [np.array([True, True])], [shapes])

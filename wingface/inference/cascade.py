@@ -70,16 +70,24 @@ def quarter_turned(squares: Squares, points: np.ndarray, roll: np.ndarray, snap:
 # point 0.47, 0.47, 0.45, 0.43 (sums 0.956, 0.996, 0.994, 0.972): 0.1 and 0.2 tie, and 0.2,
 # the share since session 11, ranks the faces better.
 DISAGREEMENT_SHARE = 0.2
+# The same share for a face no stage read before stage 2, whose earlier reading is the mean
+# shape placed on its detector keypoints (`Cascade.run`'s ``shapes``): that reading is
+# coarser, so its distances are larger. Chosen on the twin's validation faces through the
+# bundled detector (benchmarks/keypoint_share.py; keypoint_share.json): with the head's
+# shipped scale, per face / per point and mean observed / reported error, 0 0.439 / 0.488 /
+# 1.01, 0.05 0.620 / 0.487 / 0.90, 0.1 0.614 / 0.467 / 0.83, 0.2 0.544 / 0.406 / 0.73.
+KEYPOINT_SHARE = 0.05
 
 
-def with_disagreement(final: np.ndarray, box_points: np.ndarray | None) -> np.ndarray:
+def with_disagreement(final: np.ndarray, box_points: np.ndarray | None,
+                      share: float = DISAGREEMENT_SHARE) -> np.ndarray:
     """Final outputs [N, L, C] with, when C = 3 and a box stage ran before, the error column
     blended with each point's distance (image pixels) to that stage's reading ``box_points``
-    [N, L, >=2]: ``(1 - share) * expected + share * distance`` (`DISAGREEMENT_SHARE`)."""
+    [N, L, >=2]: ``(1 - share) * expected + share * distance``."""
     if final.shape[-1] < 3 or box_points is None:
         return final
     out = final.copy()
-    out[..., 2] = blend_errors(final[..., 2], disagreement(final, box_points))
+    out[..., 2] = blend_errors(final[..., 2], disagreement(final, box_points), share)
     return out
 
 
@@ -93,9 +101,10 @@ def disagreement(final: np.ndarray, box_points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(final[..., :2] - box_points[..., :2], axis=-1)
 
 
-def blended(finals: Sequence[np.ndarray], box_points: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+def blended(finals: Sequence[np.ndarray], box_points: Sequence[np.ndarray] | None,
+            share: float = DISAGREEMENT_SHARE) -> list[np.ndarray]:
     """`with_disagreement` per image of a `Cascade.readings` result."""
-    return list(finals) if box_points is None else [with_disagreement(f, b) for f, b in zip(finals, box_points)]
+    return list(finals) if box_points is None else [with_disagreement(f, b, share) for f, b in zip(finals, box_points)]
 
 
 def leading_box_stages(stages: Sequence[Stage]) -> int:
@@ -182,16 +191,16 @@ class Cascade:
         squares (within ``derotate_deg``, e.g. by a detector's keypoints): they start at the
         stage `without_orientation` starts at, and where no earlier stage reads them, their
         ``shapes`` ([N_i, L, 2] image pixels per image, e.g. a mean shape placed on those
-        keypoints) are the earlier reading blended in."""
+        keypoints) are the earlier reading blended in (`KEYPOINT_SHARE`)."""
         if upright is None or not any(u.any() for u in upright):
             return blended(*self.readings(images, squares))
         finals, earlier = self._run(images, _picked(squares, upright), first=upright_start(self.stages))
-        if earlier is None and shapes is not None:
-            earlier = _picked(shapes, upright)
+        known = blended(finals, earlier) if earlier is not None or shapes is None else \
+            blended(finals, _picked(shapes, upright), KEYPOINT_SHARE)
         if all(u.all() for u in upright):
-            return blended(finals, earlier)
+            return known
         rest = [~u for u in upright]
-        return _merged(blended(finals, earlier), blended(*self.readings(images, _picked(squares, rest))), upright)
+        return _merged(known, blended(*self.readings(images, _picked(squares, rest))), upright)
 
     def readings(self, images: Sequence[np.ndarray], squares: Sequence[Squares]):
         """(the last stage's outputs [N_i, L, C] as its network read them, an earlier reading
