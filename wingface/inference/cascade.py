@@ -195,8 +195,10 @@ class Cascade:
         if upright is None or not any(u.any() for u in upright):
             return blended(*self.readings(images, squares))
         finals, earlier = self._run(images, _picked(squares, upright), first=upright_start(self.stages))
-        known = blended(finals, earlier) if earlier is not None or shapes is None else \
-            blended(finals, _picked(shapes, upright), KEYPOINT_SHARE)
+        if earlier is None and shapes is not None:
+            known = blended(finals, _picked(shapes, upright), KEYPOINT_SHARE)
+        else:
+            known = blended(finals, earlier)
         if all(u.all() for u in upright):
             return known
         rest = [~u for u in upright]
