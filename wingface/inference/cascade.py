@@ -180,6 +180,13 @@ class Cascade:
     def scheme(self) -> LandmarkScheme:
         return self.stages[0].spec.scheme
 
+    def reads_upright(self, points: np.ndarray, angles: np.ndarray) -> np.ndarray:
+        """[N] whether shapes [N, L, 2] (image pixels) lie upright in squares turned by
+        ``angles`` [N] (radians): their eye line within ``derotate_deg`` of the square's angle
+        (every face when the cascade never de-rotates)."""
+        limit = np.inf if self.derotate is None else self.derotate
+        return np.abs(angle_difference(eye_line_roll(points, self.scheme), angles)) <= limit
+
     def run(self, images: Sequence[np.ndarray], squares: Sequence[Squares],
             upright: Sequence[np.ndarray] | None = None,
             shapes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -230,9 +237,8 @@ class Cascade:
         skip = upright_start(self.stages)
         if first >= k or skip == k:  # no orientation stage ran: the squares are taken as upright
             return self._finish(images, squares, max(first, skip), shared, oriented)
-        limit = np.inf if self.derotate is None else self.derotate
-        upright = [np.abs(angle_difference(eye_line_roll(p[..., :2], self.scheme), sq.angle)) <= limit
-                   if len(p) else np.zeros(0, bool) for p, sq in zip(oriented, squares)]
+        upright = [self.reads_upright(p[..., :2], sq.angle) if len(p) else np.zeros(0, bool)
+                   for p, sq in zip(oriented, squares)]
         if all(u.all() for u in upright):
             return self._finish(images, squares, skip, shared, oriented)
         rolled = [~u for u in upright]

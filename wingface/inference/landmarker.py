@@ -17,8 +17,8 @@ import numpy as np
 
 from ..data.images import read_image, to_rgb_uint8
 from ..detection.cascade import WEAK_SCORE
-from ..geometry import Squares, angle_difference, box_center, box_from_points, box_size, check_box
-from .cascade import Cascade, eye_line_roll, without_orientation
+from ..geometry import Squares, box_center, box_from_points, box_size, check_box
+from .cascade import Cascade, without_orientation
 from .loading import load_stages
 from .results import Face, confidences
 from .stages import Stage, mirror_averaged
@@ -261,7 +261,8 @@ class Landmarker:
             shape = self.detector.keypoint_shape(detection)
             if shape is not None:
                 shapes[i] = shape
-                roll = eye_line_roll(shape[None], self.scheme)[0]
-                upright[i] = (detection.score >= WEAK_SCORE
-                              and abs(angle_difference(roll, detection.angle)) <= self.cascade.derotate)
+                upright[i] = detection.score >= WEAK_SCORE
+        if upright.any():
+            angles = np.array([d.angle for d in detections])
+            upright[upright] = self.cascade.reads_upright(shapes[upright], angles[upright])
         return upright, shapes
